@@ -1,0 +1,230 @@
+"""Image sources: the embedded dataset, any TFDS image dataset, a folder of images.
+
+Each source returns an `ImageData`: every image decoded, resized (bilinear) to
+`config.data.image_size`, converted to `config.data.channels`, stored as uint8 in host
+memory (scaling to [-1, 1] happens on the device, inside the train step), with integer
+labels when the data has them. Holding the decoded dataset in memory is what makes the
+batch order a pure function of (seed, epoch): any batch can be produced without
+replaying the ones before it (see `jaxgan.data.pipeline`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import pathlib
+from typing import Optional, Sequence
+
+import numpy as np
+
+EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
+EMBEDDED_NAME = "fashion_mnist_embedded"
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclasses.dataclass
+class ImageData:
+  images: np.ndarray               # uint8 [N, H, W, C]
+  labels: Optional[np.ndarray]     # int32 [N] or None
+  num_classes: int                 # 0 when unlabelled
+  name: str
+  class_names: Sequence[str] = ()
+
+  def __post_init__(self):
+    if self.images.ndim != 4 or self.images.dtype != np.uint8:
+      raise ValueError(f"{self.name}: images must be uint8 [N, H, W, C], got "
+                       f"{self.images.dtype} {self.images.shape}.")
+    if self.labels is not None and len(self.labels) != len(self.images):
+      raise ValueError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images.")
+
+  @property
+  def image_shape(self):
+    return tuple(self.images.shape[1:])
+
+
+def _tf():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # The data pipeline must never grab an accelerator from JAX.
+  try:
+    tf.config.set_visible_devices([], "GPU")
+    tf.config.set_visible_devices([], "TPU")
+  except (RuntimeError, ValueError):
+    pass  # Already initialised; visibility can only be set before first use.
+  return tf
+
+
+def preprocess(images, image_size: int, channels: int):
+  """uint8 [B,H,W,C] -> uint8 [B,S,S,channels]: bilinear resize, channel conversion."""
+  tf = _tf()
+  x = tf.convert_to_tensor(images)
+  c = x.shape[-1]
+  if c not in (1, 3, 4):
+    raise ValueError(f"Images have {c} channels; expected 1 (grayscale), 3 (RGB) or 4 (RGBA).")
+  if c == 4:
+    x = x[..., :3]
+    c = 3
+  if channels == 1 and c == 3:
+    x = tf.image.rgb_to_grayscale(x)
+  elif channels == 3 and c == 1:
+    x = tf.image.grayscale_to_rgb(x)
+  elif channels not in (1, 3):
+    raise ValueError(f"config.data.channels must be 1 or 3, got {channels}.")
+  if tuple(x.shape[1:3]) != (image_size, image_size):
+    x = tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size), method="bilinear")
+    x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+  return x.numpy()
+
+
+def _read_idx(path: pathlib.Path) -> np.ndarray:
+  with gzip.open(path, "rb") as f:
+    data = f.read()
+  ndim = data[3]
+  dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_embedded(image_size: int, channels: int, max_examples: int = 0) -> ImageData:
+  """The 10,000 Fashion-MNIST images shipped inside the package (MIT licence)."""
+  images = _read_idx(EMBEDDED_DIR / "t10k-images-idx3-ubyte.gz")[..., None]
+  labels = _read_idx(EMBEDDED_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
+  if max_examples:
+    images, labels = images[:max_examples], labels[:max_examples]
+  return ImageData(preprocess(images, image_size, channels), labels, 10, EMBEDDED_NAME,
+                   FASHION_MNIST_CLASSES)
+
+
+def _label_feature(features, label_key: str):
+  feat = features
+  for part in label_key.split("/"):
+    feat = feat[part]
+  return feat
+
+
+def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: int, *,
+              image_key: str = "image", label_key: str = "label", download: bool = False,
+              max_examples: int = 0) -> ImageData:
+  """Any TFDS image dataset by name (e.g. mnist, fashion_mnist, cifar10, celeb_a).
+
+  `label_key` may name a nested feature with '/', e.g. "attributes/Blond_Hair" for a binary
+  celeb_a attribute (2 classes); an empty label_key, or a dataset without that feature,
+  gives unlabelled data.
+  """
+  tf = _tf()
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(f"Unknown TFDS dataset {name!r} (config.data.name). Use a TFDS name "
+                     "such as mnist, fashion_mnist, cifar10 or celeb_a, or leave "
+                     "config.data.name empty for the embedded Fashion-MNIST, or set "
+                     f"config.data.folder for a folder of images.\n{e}") from None
+  if download:
+    builder.download_and_prepare()
+  try:
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+  except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
+    raise FileNotFoundError(
+        f"TFDS dataset {name!r} (split {split!r}) is not prepared under {where!r}: looked "
+        f"in {builder.data_dir!r}. To get it, on a machine with internet run "
+        f"`tfds build {name} --data_dir DIR` (or add --config.data.download=True) and pass "
+        f"--config.data.data_dir=DIR. Offline, leave config.data.name empty to train on the "
+        f"embedded Fashion-MNIST.\n({type(e).__name__}: {e})") from None
+  except ValueError as e:  # unknown split
+    raise ValueError(f"{name}: bad split {split!r} (config.data.split): {e}") from None
+  features = builder.info.features
+  if image_key not in features:
+    raise ValueError(f"{name} has no image feature {image_key!r} (config.data.image_key); "
+                     f"its features are: {', '.join(features.keys())}.")
+  has_label = False
+  num_classes, class_names = 0, ()
+  if label_key:
+    try:
+      feat = _label_feature(features, label_key)
+      has_label = True
+    except KeyError:
+      has_label = False
+    if has_label:
+      if isinstance(feat, tfds.features.ClassLabel):
+        num_classes, class_names = feat.num_classes, tuple(feat.names)
+      elif getattr(feat, "dtype", None) == tf.bool:
+        num_classes, class_names = 2, (f"not {label_key.split('/')[-1]}", label_key.split("/")[-1])
+      else:
+        raise ValueError(f"{name}: label feature {label_key!r} is neither a ClassLabel nor a "
+                         "binary attribute; pick another config.data.label_key.")
+  if max_examples:
+    ds = ds.take(max_examples)
+
+  def pick(ex):
+    out = {"image": ex[image_key]}
+    if has_label:
+      lab = ex
+      for part in label_key.split("/"):
+        lab = lab[part]
+      out["label"] = tf.cast(lab, tf.int32)
+    return out
+
+  images, labels = [], []
+  for batch in tfds.as_numpy(ds.map(pick).batch(2048)):
+    images.append(preprocess(batch["image"], image_size, channels))
+    if has_label:
+      labels.append(batch["label"])
+  if not images:
+    raise ValueError(f"TFDS dataset {name!r} split {split!r} is empty.")
+  return ImageData(np.concatenate(images), np.concatenate(labels) if has_label else None,
+                   num_classes, name, class_names)
+
+
+def load_folder(folder: str, image_size: int, channels: int, max_examples: int = 0) -> ImageData:
+  """Every PNG/JPEG/BMP/GIF below `folder` (sorted paths). When the images sit in two or
+  more sub-folders, the sub-folder names are the class labels (as Keras'
+  image_dataset_from_directory); otherwise the data is unlabelled."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(folder).expanduser()
+  if not root.is_dir():
+    raise FileNotFoundError(f"Image folder {str(root)!r} (config.data.folder) does not exist "
+                            "or is not a directory.")
+  files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+  if not files:
+    raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found below "
+                            f"{str(root)!r} (config.data.folder).")
+  if max_examples:
+    files = files[:max_examples]
+  top = [p.relative_to(root).parts for p in files]
+  classes = sorted({parts[0] for parts in top if len(parts) > 1})
+  labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in top)
+  mode = "L" if channels == 1 else "RGB"
+  images = []
+  for p in files:
+    try:
+      with Image.open(p) as im:
+        arr = np.asarray(im.convert(mode), np.uint8)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"Cannot read image {str(p)!r}: {e}. Remove or fix the file.") from None
+    images.append(preprocess(arr.reshape(1, arr.shape[0], arr.shape[1], channels),
+                             image_size, channels)[0])
+  labels = None
+  if labelled:
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[parts[0]] for parts in top], np.int32)
+  return ImageData(np.stack(images), labels, len(classes) if labelled else 0,
+                   f"folder:{root.name}", tuple(classes) if labelled else ())
+
+
+def load(data_cfg) -> ImageData:
+  """The dataset named by `config.data`: folder if set, else TFDS name, else embedded."""
+  size, ch, n = data_cfg.image_size, data_cfg.channels, data_cfg.max_examples
+  if data_cfg.folder:
+    data = load_folder(data_cfg.folder, size, ch, n)
+  elif data_cfg.name:
+    data = load_tfds(data_cfg.name, data_cfg.split, data_cfg.data_dir, size, ch,
+                     image_key=data_cfg.image_key, label_key=data_cfg.label_key,
+                     download=data_cfg.download, max_examples=n)
+  else:
+    data = load_embedded(size, ch, n)
+  if len(data.images) < data_cfg.batch_size:
+    raise ValueError(f"{data.name} has {len(data.images)} images, fewer than one batch "
+                     f"(config.data.batch_size={data_cfg.batch_size}).")
+  return data

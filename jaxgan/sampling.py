@@ -1,0 +1,73 @@
+"""Drawing samples from a trained generator, and exporting them."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import rng
+from jaxgan.state import GAN, TrainState, sampling_params
+from jaxgan.visualize import save_grid, to_uint8
+
+
+def make_labels(num_classes: int, n: int, choice: str = "even") -> Optional[np.ndarray]:
+  """Labels for n conditional samples: "even" cycles through all classes, an integer
+  string gives that class for every sample; None for an unconditional model."""
+  if num_classes <= 0:
+    return None
+  if choice in ("", "even", "all"):
+    return (np.arange(n) % num_classes).astype(np.int32)
+  try:
+    c = int(choice)
+  except ValueError:
+    raise ValueError(f"--labels must be 'even' or a class index, got {choice!r}.") from None
+  if not 0 <= c < num_classes:
+    raise ValueError(f"--labels={c} is out of range: the model has {num_classes} classes "
+                     f"(0..{num_classes - 1}).")
+  return np.full((n,), c, np.int32)
+
+
+def generator_fn(gan: GAN):
+  """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats)."""
+  @jax.jit
+  def gen(params, stats, z, labels):
+    return gan.generate(params, stats, z, labels, train=False)[0]
+  return gen
+
+
+def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size: int = 500):
+  """`num` generated images as uint8 [num, H, W, C] (EMA weights when enabled)."""
+  gen = generator_fn(gan)
+  params, stats = sampling_params(state), state.g.stats
+  out = []
+  for start in range(0, num, batch_size):
+    n = min(batch_size, num - start)
+    z = gan.sample_latents(jax.random.fold_in(key, start), batch_size)
+    lab = None
+    if labels is not None:
+      lab = jnp.asarray(np.resize(labels[start:start + n], batch_size))
+    out.append(to_uint8(gen(params, stats, z, lab))[:n])
+  return np.concatenate(out)
+
+
+def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
+           labels_choice: str = "even", grid_size: int = 64) -> dict:
+  """Writes DIR/samples.npz (images uint8 NxHxWxC, labels when conditional) and
+  DIR/samples.png (a grid of the first `grid_size`)."""
+  labels = make_labels(gan.num_classes, num, labels_choice)
+  key = rng.stream(rng.root_key(seed), "export")
+  images = generate(gan, state, num, key, labels)
+  arrays = {"images": images}
+  if labels is not None:
+    arrays["labels"] = labels
+  path = os.path.join(workdir, "samples.npz")
+  tmp = path + ".tmp.npz"
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, path)
+  k = min(grid_size, num)
+  ncol = gan.num_classes if labels is not None and labels_choice in ("", "even", "all") else None
+  png = save_grid(images[:k], os.path.join(workdir, "samples.png"), ncol=ncol)
+  return {"npz": path, "png": png, "num": num}

@@ -1,0 +1,93 @@
+"""The training state as explicit pytrees, and the functional use of the Flax modules.
+
+A `TrainState` holds everything that changes during training: for G and for D their
+parameters, their other variables (BatchNorm running statistics, spectral-norm vectors)
+and their optimizer states; the EMA of G's parameters; the step; and the root key. The
+module structure (`nnx.GraphDef`) and the optimizers are static and live in `GAN`,
+so the train step is a pure function of (state, batch).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from jaxgan import models, optim, rng
+
+
+@struct.dataclass
+class NetState:
+  params: Any          # nnx.State of nnx.Param
+  stats: Any           # nnx.State of everything else (BatchStat, spectral-norm u, sigma)
+  opt_state: Any
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array      # generator updates done
+  key: jax.Array       # root PRNG key (uint32[2]); per-step keys are fold_in(key, step)
+  g: NetState
+  d: NetState
+  ema: Optional[Any]   # EMA of g.params (Yazici et al. 2019) or None
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+  """Static description of a GAN: module graphs, optimizers, shapes."""
+  g_graph: Any
+  d_graph: Any
+  tx_g: optax.GradientTransformation
+  tx_d: optax.GradientTransformation
+  latent_dim: int
+  num_classes: int
+  image_shape: Tuple[int, int, int]
+
+  def generate(self, params, stats, z, labels=None, *, train: bool):
+    """G(z) as a pure function: returns (images, new_stats)."""
+    g = nnx.merge(self.g_graph, params, stats, copy=True)
+    x = g(z, labels, train=train)
+    return x, nnx.state(g, nnx.Not(nnx.Param))
+
+  def discriminate(self, params, stats, x, labels=None, *, train: bool, key=None):
+    """D(x) as a pure function: returns (logits[B], new_stats)."""
+    d = nnx.merge(self.d_graph, params, stats, copy=True)
+    logits = d(x, labels, train=train, rngs=key)
+    return logits, nnx.state(d, nnx.Not(nnx.Param))
+
+  def sample_latents(self, key, n: int):
+    return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
+
+  def sample_labels(self, key, n: int):
+    if self.num_classes <= 0:
+      return None
+    return jax.random.randint(key, (n,), 0, self.num_classes, jnp.int32)
+
+
+def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
+  """Builds the modules and the initial state from `config` (seeded by config.seed)."""
+  num_classes = num_classes if config.model.conditioning != "none" else 0
+  g, d = models.build(config.model, image_shape, num_classes, config.seed)
+  g_graph, g_params, g_stats = nnx.split(g, nnx.Param, ...)
+  d_graph, d_params, d_stats = nnx.split(d, nnx.Param, ...)
+  tx_g, tx_d = optim.make(config.optim.g), optim.make(config.optim.d)
+  gan = GAN(g_graph, d_graph, tx_g, tx_d, config.model.latent_dim, num_classes,
+            tuple(image_shape))
+  ema = jax.tree.map(jnp.copy, g_params) if config.ema_decay > 0 else None
+  state = TrainState(
+      step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),
+      g=NetState(g_params, g_stats, tx_g.init(g_params)),
+      d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema)
+  return gan, state
+
+
+def sampling_params(state: TrainState):
+  """The generator parameters to sample and evaluate with: the EMA when enabled."""
+  return state.ema if state.ema is not None else state.g.params
+
+
+def count_params(params) -> int:
+  return sum(int(p.size) for p in jax.tree.leaves(params))

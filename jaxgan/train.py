@@ -1,0 +1,283 @@
+"""The training loop: `train_and_evaluate(config, workdir)` runs (or resumes) a run.
+
+Everything heavy happens in the jit-compiled train step; this loop feeds it the
+deterministic batch stream, logs, draws fixed-noise sample grids and checkpoints. It
+resumes from the newest checkpoint in `workdir/checkpoints` by default, saves on
+SIGTERM/SIGINT at the next step boundary, and stops on a non-finite loss or parameter
+before that value can reach a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import data as data_lib
+from jaxgan import rng, sampling, sharding, state as state_lib, train_step as ts, visualize
+
+# Fields that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.sample_every",
+                    "train.checkpoint_every", "train.progress", "checkpoint.keep",
+                    "checkpoint.async_save", "sample.", "data.data_dir", "data.download",
+                    "num_devices")
+
+
+def flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def config_to_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def incompatible_fields(stored: dict, current: dict) -> list:
+  """Fields whose change would make a resumed run a different run."""
+  a, b = flatten(stored), flatten(current)
+  return sorted(k for k in set(a) | set(b)
+                if a.get(k) != b.get(k) and not any(k == f or (f.endswith(".") and k.startswith(f))
+                                                    for f in RESUMABLE_FIELDS))
+
+
+class NonFiniteError(FloatingPointError):
+  pass
+
+
+def _first_nonfinite(window):
+  """(step, name) of the first non-finite metric or parameter in a window of metrics."""
+  for step, m in window:
+    for k, v in m.items():
+      if k == "params_finite":
+        if not bool(v):
+          return step, "a parameter of G or D"
+      elif not np.isfinite(v):
+        return step, k
+  return None
+
+
+class _Preemption:
+  """Turns SIGTERM/SIGINT into a flag checked at step boundaries."""
+
+  def __init__(self):
+    self.signal = None
+    self._old = {}
+
+  def __enter__(self):
+    for s in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._old[s] = signal.signal(s, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # a second Ctrl-C interrupts at once
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+
+def _is_main() -> bool:
+  return jax.process_index() == 0
+
+
+def _say(msg: str) -> None:
+  """A user-facing line from process 0 (also in the absl log)."""
+  logging.info(msg)
+  if _is_main():
+    print(msg, flush=True)
+
+
+def _write_config(config, workdir):
+  if _is_main():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config.json in {workdir!r}: is it the --workdir of a run?")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def setup(config, data: Optional[data_lib.ImageData] = None, image_shape=None,
+          num_classes=None):
+  """(gan, initial state) for `config` and a dataset (or its shape and class count)."""
+  if data is not None:
+    image_shape, num_classes = data.image_shape, data.num_classes
+  if config.model.conditioning != "none" and not num_classes:
+    raise ValueError(
+        f"config.model.conditioning={config.model.conditioning!r} needs labelled data, but "
+        f"the dataset has no labels (config.data.label_key={config.data.label_key!r}). Set "
+        "config.model.conditioning='none' or pick a labelled dataset.")
+  return state_lib.create(config, image_shape, num_classes)
+
+
+def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
+  """Trains (or resumes) the GAN described by `config`, writing everything to `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  data = data_lib.load(config.data)
+  _say(f"Data {data.name}: {len(data.images)} images of {data.image_shape}, "
+       f"{data.num_classes} classes; {mesh.devices.size} device(s) "
+       f"({jax.devices()[0].platform})")
+  gan, state = setup(config, data)
+  step_fn = ts.make_train_step(gan, config)  # validates loss/penalty/model first
+  batches = data_lib.Batches(data, config.data.batch_size, config.train.n_critic, config.seed)
+  repl = sharding.replicated(mesh)
+  state = jax.device_put(state, repl)
+
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                               keep=config.checkpoint.keep,
+                               async_save=config.checkpoint.async_save)
+  cfg_dict = config_to_dict(config)
+  meta = {"config": cfg_dict, "image_shape": list(data.image_shape),
+          "num_classes": gan.num_classes, "class_names": list(data.class_names),
+          "dataset": data.name}
+  if ckpt.latest_step() is not None:
+    state, stored = ckpt.restore(state)
+    bad = incompatible_fields(stored.get("config", {}), cfg_dict)
+    if bad:
+      raise ValueError(
+          f"{workdir!r} holds a run with a different config; these fields differ: "
+          f"{', '.join(bad)}. Use a new --workdir, or restore the old values (only "
+          f"train.steps and logging/checkpoint frequencies may change on resume).")
+    _say(f"Resumed from the checkpoint of step {int(state.step)} in {workdir}")
+  _write_config(config, workdir)
+
+  compiled = jax.jit(step_fn, in_shardings=(repl, sharding.batch_sharding(mesh)),
+                     out_shardings=(repl, repl), donate_argnums=0)
+  root = rng.root_key(config.seed)
+  n_grid = config.sample.grid_size
+  fixed_z = gan.sample_latents(rng.stream(root, "fixed_noise"), n_grid)
+  fixed_labels = sampling.make_labels(gan.num_classes, n_grid)
+  gen = sampling.generator_fn(gan)
+
+  def sample_grid(st, step):
+    if not _is_main():
+      return
+    imgs = visualize.to_uint8(gen(state_lib.sampling_params(st), st.g.stats, fixed_z,
+                                  None if fixed_labels is None else jnp.asarray(fixed_labels)))
+    ncol = gan.num_classes if fixed_labels is not None else config.sample.grid_cols or None
+    visualize.save_grid(imgs, os.path.join(workdir, "samples", f"step_{step:07d}.png"), ncol)
+
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  total = int(config.train.steps)
+  start = int(state.step)
+  window = []          # (step, device metrics) since the last log line
+  last_good = start
+  t_last, steps_last = time.perf_counter(), start
+  progress = None
+  if config.train.progress and _is_main():
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    progress = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+  def flush(step):
+    """Pulls the window's metrics, checks them, logs their mean. Returns the step."""
+    nonlocal window, t_last, steps_last, last_good
+    if not window:
+      return
+    host = [(s, jax.device_get(m)) for s, m in window]
+    bad = _first_nonfinite(host)
+    if bad is not None:
+      raise NonFiniteError(
+          f"Non-finite {bad[1]} at step {bad[0]} (the update that produced step "
+          f"{bad[0] + 1}). Training stopped; the latest checkpoint (step "
+          f"{ckpt.latest_step()}) holds the last good state. Lower the learning rates, "
+          "add a penalty, or check the data.")
+    last_good = step
+    now = time.perf_counter()
+    row = {"step": step, "epoch": round(batches.epoch_of_step(step), 4)}
+    for k in host[-1][1]:
+      if k != "params_finite":
+        row[k] = float(np.mean([m[k] for _, m in host]))
+    row["steps_per_s"] = (step - steps_last) / max(now - t_last, 1e-9)
+    t_last, steps_last = now, step
+    window = []
+    if _is_main():
+      with open(metrics_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+      if progress is not None:
+        keys = [k for k in row if k.endswith("_loss")][:3] + ["d_x", "d_g_z"]
+        progress.set_postfix({k: f"{row[k]:.3f}" for k in keys if k in row}, refresh=False)
+
+  last_saved = ckpt.latest_step()
+
+  def save(st, step):
+    nonlocal last_saved
+    flush(step)  # never checkpoint a state whose window was not checked
+    if step != last_saved:
+      ckpt.save(step, st, {**meta, "step": step}, force=True)
+      last_saved = step
+
+  if start == 0 and _is_main():
+    sample_grid(state, 0)
+  preempted = None
+  try:
+    with _Preemption() as pre:
+      for step in range(start, total):
+        batch = sharding.put_batch(batches.for_step(step), mesh)
+        state, metrics = compiled(state, batch)
+        window.append((step, metrics))
+        done = step + 1
+        if progress is not None:
+          progress.update(1)
+        if done % config.train.log_every == 0:
+          flush(done)
+        if config.train.sample_every and done % config.train.sample_every == 0:
+          sample_grid(state, done)
+        if done % config.train.checkpoint_every == 0 and done != total:
+          save(state, done)
+        if pre.signal is not None:
+          preempted = pre.signal
+          _say(f"Signal {pre.signal}: saving a checkpoint at step {done} and exiting.")
+          break
+      if int(state.step) != last_saved:
+        save(state, int(state.step))
+        if not preempted:
+          sample_grid(state, int(state.step))
+  finally:
+    if progress is not None:
+      progress.close()
+    ckpt.close()
+  if _is_main() and not preempted:
+    visualize.plot_metrics(metrics_path, os.path.join(workdir, "losses.png"))
+  return state
+
+
+def restore_for_sampling(workdir: str):
+  """(config, gan, state) of the newest checkpoint in `workdir`, without loading data."""
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
+  step = ckpt.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')!r}: "
+                            "train first (--mode train) with this --workdir.")
+  meta = ckpt.manager.restore(step, args=ckpt_lib.ocp.args.Composite(
+      meta=ckpt_lib.ocp.args.JsonRestore())).meta
+  config = ml_collections.ConfigDict(meta["config"])
+  gan, state = setup(config, image_shape=tuple(meta["image_shape"]),
+                     num_classes=meta["num_classes"])
+  state, _ = ckpt.restore(state, step)
+  ckpt.close()
+  return config, gan, state

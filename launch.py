@@ -1,0 +1,48 @@
+"""jaxgan command line: train a GAN from a config, or sample from a trained one.
+
+  python launch.py --config configs/gan.py --workdir runs/gan
+  python launch.py --config configs/wgan_gp.py --workdir runs/wgan_gp --config.train.steps=500
+  python launch.py --workdir runs/gan --mode sample --num_samples 10000
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads data here
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with an argument: configs/gan.py:fashion. "
+    "Override any field with --config.FIELD=VALUE.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
+flags.DEFINE_enum("mode", "train", ["train", "sample"], "What to do.")
+flags.DEFINE_integer("num_samples", 10_000, "sample mode: how many images to export.")
+flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
+                    "in turn) or a class index.")
+flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
+  from jaxgan import sampling, train  # pylint: disable=g-import-not-at-top
+  workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
+  if FLAGS.mode == "train":
+    if FLAGS.config is None:
+      raise app.UsageError("--config is required to train, e.g. --config configs/gan.py")
+    state = train.train_and_evaluate(FLAGS.config, workdir)
+    print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
+  else:
+    _, gan, state = train.restore_for_sampling(workdir)
+    out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
+                          FLAGS.labels)
+    print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
+          f"{out['png']}")
+
+
+if __name__ == "__main__":
+  app.run(main)
