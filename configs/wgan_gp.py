@@ -4,6 +4,8 @@
                                         ../shared/bench/MODELS.md on the embedded data
   --config configs/wgan_gp.py:celeba64  the tutorial's setting: DCGAN-style critic without
                                         BatchNorm, TFDS celeb_a at 64x64 RGB
+  --config configs/wgan_gp.py:gray64    the `wgan_gp64` benchmark model: dcgan64's G, its
+                                        D without BatchNorm/Dropout, 64x64x1, 3 critic steps
 
 Critic loss E[D(G(z))] - E[D(x)] + 10 E[(||grad D(x_hat)|| - 1)^2], x_hat on uniform
 interpolates; generator loss -E[D(G(z))]; 5 critic updates (fresh z and real batch each)
@@ -32,11 +34,15 @@ def get_config(variant: str = "default"):
     c.train.log_every = 50
     c.train.sample_every = 250
     c.train.checkpoint_every = 250
-  elif variant == "celeba64":
-    c.data.name, c.data.split = "celeb_a", "train"
-    c.data.label_key = ""
-    c.data.image_size, c.data.channels, c.data.batch_size = 64, 3, 512
-    c.model.latent_dim = 128
+  elif variant in ("celeba64", "gray64"):
+    if variant == "celeba64":
+      c.data.name, c.data.split = "celeb_a", "train"
+      c.data.label_key = ""
+      c.data.image_size, c.data.channels, c.data.batch_size = 64, 3, 512
+      c.model.latent_dim = 128
+    else:
+      c.data.image_size, c.data.channels, c.data.batch_size = 64, 1, 64
+      c.model.latent_dim = 100
     c.model.start_size = 4
     c.model.g_stem, c.model.d_head = "convt", "conv"
     c.model.g_act = "leaky_relu"
@@ -44,5 +50,5 @@ def get_config(variant: str = "default"):
     c.train.n_critic = 3
     c.train.steps = 20_000
   else:
-    raise ValueError(f"Unknown wgan_gp.py variant {variant!r}; valid: default, celeba64.")
+    raise ValueError(f"Unknown wgan_gp.py variant {variant!r}; valid: default, celeba64, gray64.")
   return c

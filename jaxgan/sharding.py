@@ -12,8 +12,16 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A 1-D ("data",) mesh over the first `num_devices` devices (0: all of them).
+
+  The axis is `Auto`: XLA's sharding propagation places the intermediates, so model code
+  needs no sharding annotations (mixing the replicated z with the sharded labels, say).
+  """
   n = num_devices or jax.device_count()
-  return jax.make_mesh((n,), ("data",), devices=jax.devices()[:n])
+  if n > jax.device_count():
+    raise ValueError(f"config.num_devices={n} but only {jax.device_count()} devices exist.")
+  return jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n])
 
 
 def replicated(mesh) -> NamedSharding:

@@ -58,14 +58,13 @@ class NonFiniteError(FloatingPointError):
 
 
 def _first_nonfinite(window):
-  """(step, name) of the first non-finite metric or parameter in a window of metrics."""
+  """(step, what) of the first step in a window of metrics with a non-finite value."""
   for step, m in window:
-    for k, v in m.items():
-      if k == "params_finite":
-        if not bool(v):
-          return step, "a parameter of G or D"
-      elif not np.isfinite(v):
-        return step, k
+    bad = sorted(k for k, v in m.items() if k != "params_finite" and not np.isfinite(v))
+    if not bool(m.get("params_finite", True)):
+      bad = ["parameters of G or D"] + bad
+    if bad:
+      return step, ", ".join(bad)
   return None
 
 
@@ -186,32 +185,37 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   total = int(config.train.steps)
   start = int(state.step)
   window = []          # (step, device metrics) since the last log line
-  last_good = start
   t_last, steps_last = time.perf_counter(), start
   progress = None
   if config.train.progress and _is_main():
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     progress = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
+  def check_window():
+    """Pulls the window's metrics to the host and stops on the first non-finite one."""
+    nonlocal window
+    window = [(s, jax.device_get(m)) for s, m in window]
+    bad = _first_nonfinite(window)
+    if bad is not None:
+      latest = ckpt.latest_step()
+      kept = (f"the latest checkpoint (step {latest}) holds the last good state"
+              if latest is not None else "no checkpoint had been written yet")
+      raise NonFiniteError(
+          f"Non-finite {bad[1]} at step {bad[0]} (in the update from step {bad[0]} to "
+          f"{bad[0] + 1}). Training stopped; {kept}. Lower the learning rates, add a "
+          "penalty, or check the data.")
+
   def flush(step):
-    """Pulls the window's metrics, checks them, logs their mean. Returns the step."""
-    nonlocal window, t_last, steps_last, last_good
+    """Logs the mean of the window's metrics as one line of metrics.jsonl."""
+    nonlocal window, t_last, steps_last
+    check_window()
     if not window:
       return
-    host = [(s, jax.device_get(m)) for s, m in window]
-    bad = _first_nonfinite(host)
-    if bad is not None:
-      raise NonFiniteError(
-          f"Non-finite {bad[1]} at step {bad[0]} (the update that produced step "
-          f"{bad[0] + 1}). Training stopped; the latest checkpoint (step "
-          f"{ckpt.latest_step()}) holds the last good state. Lower the learning rates, "
-          "add a penalty, or check the data.")
-    last_good = step
     now = time.perf_counter()
     row = {"step": step, "epoch": round(batches.epoch_of_step(step), 4)}
-    for k in host[-1][1]:
+    for k in window[-1][1]:
       if k != "params_finite":
-        row[k] = float(np.mean([m[k] for _, m in host]))
+        row[k] = float(np.mean([m[k] for _, m in window]))
     row["steps_per_s"] = (step - steps_last) / max(now - t_last, 1e-9)
     t_last, steps_last = now, step
     window = []
@@ -226,7 +230,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
 
   def save(st, step):
     nonlocal last_saved
-    flush(step)  # never checkpoint a state whose window was not checked
+    check_window()  # never checkpoint a state whose steps were not all checked
     if step != last_saved:
       ckpt.save(step, st, {**meta, "step": step}, force=True)
       last_saved = step
@@ -253,6 +257,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
           preempted = pre.signal
           _say(f"Signal {pre.signal}: saving a checkpoint at step {done} and exiting.")
           break
+      flush(int(state.step))
       if int(state.step) != last_saved:
         save(state, int(state.step))
         if not preempted:

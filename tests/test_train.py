@@ -1,0 +1,124 @@
+"""End-to-end runs of the training loop: outputs, sampling, resume, NaN guard."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jaxgan import sampling, train
+from tests.conftest import tiny_config
+
+
+def params_equal(a, b):
+  return all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_end_to_end_writes_metrics_samples_and_checkpoints(tmp_path):
+  wd = str(tmp_path / "run")
+  state = train.train_and_evaluate(tiny_config(), wd)
+  assert int(state.step) == 6
+  rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == [2, 4, 6]
+  for k in ("d_loss", "g_loss", "d_x", "d_g_z", "d_real_acc", "d_fake_acc", "g_acc",
+            "d_grad_norm", "g_grad_norm", "steps_per_s"):
+    assert np.isfinite(rows[-1][k]), k
+  assert 0 <= rows[-1]["d_x"] <= 1 and 0 <= rows[-1]["d_real_acc"] <= 1
+  assert sorted(os.listdir(os.path.join(wd, "samples"))) == [
+      "step_0000000.png", "step_0000003.png", "step_0000006.png"]
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == ["3", "6"]
+  assert os.path.exists(os.path.join(wd, "losses.png"))
+  stored = json.load(open(os.path.join(wd, "config.json")))
+  assert stored["train"]["steps"] == 6 and stored["model"]["arch"] == "mlp"
+
+  config, gan, restored = train.restore_for_sampling(wd)
+  assert int(restored.step) == 6 and params_equal(restored.g.params, state.g.params)
+  out = sampling.export(gan, restored, wd, 37, seed=0)
+  npz = np.load(out["npz"])
+  assert npz["images"].shape == (37, 28, 28, 1) and npz["images"].dtype == np.uint8
+  assert "labels" not in npz
+  assert os.path.exists(os.path.join(wd, "samples.png"))
+
+
+def test_run_on_tfds_mock_data(tmp_path):
+  c = tiny_config(**{"data.name": "mnist", "data.image_size": 32})
+  with tfds.testing.mock_data(num_examples=64):
+    state = train.train_and_evaluate(c, str(tmp_path))
+  assert int(state.step) == 6
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+  full = train.train_and_evaluate(tiny_config(**{"train.steps": 8}), str(tmp_path / "a"))
+  part = tiny_config(**{"train.steps": 5})
+  train.train_and_evaluate(part, str(tmp_path / "b"))
+  resumed = train.train_and_evaluate(tiny_config(**{"train.steps": 8}), str(tmp_path / "b"))
+  assert int(resumed.step) == 8
+  assert params_equal(full.g.params, resumed.g.params)
+  assert params_equal(full.d, resumed.d)
+
+
+def test_same_seed_same_bits_and_other_seed_differs(tmp_path):
+  a = train.train_and_evaluate(tiny_config(), str(tmp_path / "a"))
+  b = train.train_and_evaluate(tiny_config(), str(tmp_path / "b"))
+  c = train.train_and_evaluate(tiny_config(seed=1), str(tmp_path / "c"))
+  assert params_equal(a.g.params, b.g.params) and params_equal(a.d.params, b.d.params)
+  assert not params_equal(a.g.params, c.g.params)
+
+
+def test_resume_with_a_different_config_names_the_fields(tmp_path):
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  with pytest.raises(ValueError, match="these fields differ: loss, optim.d.lr"):
+    train.train_and_evaluate(tiny_config(**{"loss": "lsgan", "optim.d.lr": 1e-3}),
+                             str(tmp_path))
+
+
+def test_non_finite_parameters_stop_the_run_and_name_the_step(tmp_path):
+  c = tiny_config(**{"optim.d.lr": float("inf")})
+  with pytest.raises(train.NonFiniteError, match="Non-finite parameters of G or D.* at step 0 .*no checkpoint"):
+    train.train_and_evaluate(c, str(tmp_path))
+  assert not os.path.exists(os.path.join(tmp_path, "checkpoints", "3"))
+
+
+def test_conditional_labels_required(tmp_path):
+  c = tiny_config(**{"model.conditioning": "concat", "data.name": "mnist",
+                     "data.label_key": ""})
+  with tfds.testing.mock_data(num_examples=64):
+    with pytest.raises(ValueError, match="needs labelled data"):
+      train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_conditional_run_and_sampling(tmp_path):
+  c = tiny_config(**{"model.conditioning": "concat"})
+  train.train_and_evaluate(c, str(tmp_path))
+  _, gan, state = train.restore_for_sampling(str(tmp_path))
+  out = sampling.export(gan, state, str(tmp_path), 25, seed=0, labels_choice="even")
+  npz = np.load(out["npz"])
+  assert npz["labels"].tolist() == [i % 10 for i in range(25)]
+  out = sampling.export(gan, state, str(tmp_path), 7, seed=0, labels_choice="3")
+  assert np.load(out["npz"])["labels"].tolist() == [3] * 7
+  with pytest.raises(ValueError, match="out of range"):
+    sampling.make_labels(10, 4, "12")
+
+
+def test_dcgan_on_a_folder_of_images(tmp_path):
+  from PIL import Image
+  from configs import dcgan as dcgan_cfg
+  rs = np.random.RandomState(0)
+  folder = tmp_path / "bricks"
+  folder.mkdir()
+  for i in range(20):
+    Image.fromarray(rs.randint(0, 256, (50, 70, 3), np.uint8)).save(folder / f"{i:03d}.png")
+  c = dcgan_cfg.get_config("lego")
+  c.data.folder = str(folder)
+  c.data.batch_size = 8
+  c.model.g_base_features = c.model.d_base_features = 4
+  c.train.steps, c.train.log_every, c.train.checkpoint_every = 2, 1, 2
+  c.train.sample_every, c.train.progress, c.sample.grid_size = 2, False, 4
+  state = train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert int(state.step) == 2
+  rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  assert len(rows) == 2 and all(np.isfinite(r["d_loss"]) for r in rows)
+  _, gan, restored = train.restore_for_sampling(str(tmp_path / "run"))
+  assert gan.image_shape == (64, 64, 1)
