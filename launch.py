@@ -16,8 +16,11 @@ config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with an argument: configs/gan.py:fashion. "
     "Override any field with --config.FIELD=VALUE.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
-flags.DEFINE_enum("mode", "train", ["train", "sample"], "What to do.")
-flags.DEFINE_integer("num_samples", 10_000, "sample mode: how many images to export.")
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"],
+                  "train (or resume); sample: export generated images; eval: all metrics.")
+flags.DEFINE_integer("num_samples", 10_000, "sample/eval modes: how many images to generate.")
+flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best' (by the "
+                    "evaluation metric) or a step number.")
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
@@ -36,12 +39,20 @@ def main(argv):
       raise app.UsageError("--config is required to train, e.g. --config configs/gan.py")
     state = train.train_and_evaluate(FLAGS.config, workdir)
     print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
-  else:
-    _, gan, state = train.restore_for_sampling(workdir)
+  elif FLAGS.mode == "sample":
+    _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
                           FLAGS.labels)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
+  else:
+    result = train.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
+                                       FLAGS.sample_seed)
+    for k, v in result.items():
+      if not isinstance(v, list):
+        print(f"{k:>28}: {v}")
+    print(f"Wrote {os.path.join(workdir, 'eval.json')} and "
+          f"{os.path.join(workdir, 'memorization.png')}")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,16 @@ def get_config():
   c.checkpoint.keep = 3
   c.checkpoint.async_save = True
 
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 0             # > 0: FD/KID/class coverage every N steps (in-domain classifier)
+  c.eval.num_samples = 2000    # generated images per evaluation during training
+  c.eval.best_metric = "fd"    # the checkpoint with the lowest value is kept apart
+  c.eval.cache_dir = "~/.cache/jaxgan"  # trained classifiers and real-data statistics
+  c.eval.classifier_steps = 3000
+  c.eval.test_split = "test"   # TFDS split for the classifier's accuracy and memorisation
+  c.eval.max_real_features = 10000
+  c.eval.memorization_samples = 16
+
   c.sample = ml_collections.ConfigDict()
   c.sample.grid_size = 64
   c.sample.grid_cols = 8

@@ -147,9 +147,14 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   repl = sharding.replicated(mesh)
   state = jax.device_put(state, repl)
 
+  evaluator = None
+  if config.eval.every:
+    from jaxgan.eval.evaluate import Evaluator  # pylint: disable=g-import-not-at-top
+    evaluator = Evaluator(config, data, log=_say)
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                keep=config.checkpoint.keep,
-                               async_save=config.checkpoint.async_save)
+                               async_save=config.checkpoint.async_save,
+                               best_metric=config.eval.best_metric if evaluator else "")
   cfg_dict = config_to_dict(config)
   meta = {"config": cfg_dict, "image_shape": list(data.image_shape),
           "num_classes": gan.num_classes, "class_names": list(data.class_names),
@@ -228,12 +233,31 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
 
   last_saved = ckpt.latest_step()
 
-  def save(st, step):
+  def save(st, step, eval_result=None):
     nonlocal last_saved
     check_window()  # never checkpoint a state whose steps were not all checked
     if step != last_saved:
-      ckpt.save(step, st, {**meta, "step": step}, force=True)
+      scores = None
+      if eval_result is not None and config.eval.best_metric in eval_result:
+        scores = {config.eval.best_metric: float(eval_result[config.eval.best_metric])}
+      ckpt.save(step, st, {**meta, "step": step, "eval": eval_result}, metrics=scores,
+                force=True)
       last_saved = step
+
+  eval_labels = sampling.make_labels(gan.num_classes, config.eval.num_samples)
+
+  def evaluate(st, step):
+    check_window()
+    images = sampling.generate(gan, st, config.eval.num_samples,
+                               rng.stream(root, "eval"), eval_labels)
+    result = evaluator(images)
+    if _is_main():
+      with open(metrics_path, "a") as f:
+        f.write(json.dumps({"step": step, **result}) + "\n")
+    _say(f"step {step}: FD {result['fd']:.3f}, KID {result['kid_mean']:.5f}"
+         + (f", classes covered {result['classes_covered']}" if "classes_covered" in result
+            else ""))
+    return result
 
   if start == 0 and _is_main():
     sample_grid(state, 0)
@@ -251,15 +275,21 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
           flush(done)
         if config.train.sample_every and done % config.train.sample_every == 0:
           sample_grid(state, done)
-        if done % config.train.checkpoint_every == 0 and done != total:
-          save(state, done)
+        result = None
+        if evaluator is not None and done % config.eval.every == 0:
+          result = evaluate(state, done)
+        if (done % config.train.checkpoint_every == 0 or result is not None) and done != total:
+          save(state, done, result)
         if pre.signal is not None:
           preempted = pre.signal
           _say(f"Signal {pre.signal}: saving a checkpoint at step {done} and exiting.")
           break
       flush(int(state.step))
       if int(state.step) != last_saved:
-        save(state, int(state.step))
+        result = None
+        if evaluator is not None and not preempted:
+          result = evaluate(state, int(state.step))
+        save(state, int(state.step), result)
         if not preempted:
           sample_grid(state, int(state.step))
   finally:
@@ -271,18 +301,49 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   return state
 
 
-def restore_for_sampling(workdir: str):
-  """(config, gan, state) of the newest checkpoint in `workdir`, without loading data."""
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
+def restore_for_sampling(workdir: str, which: str = "latest"):
+  """(config, gan, state) of the `which` ("latest", "best" or a step number) checkpoint
+  in `workdir`, without loading data."""
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False,
+                               best_metric="fd")
   step = ckpt.latest_step()
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')!r}: "
                             "train first (--mode train) with this --workdir.")
-  meta = ckpt.manager.restore(step, args=ckpt_lib.ocp.args.Composite(
-      meta=ckpt_lib.ocp.args.JsonRestore())).meta
+  if which == "best":
+    meta = ckpt.read_meta(step)
+    ckpt.best_metric = meta["config"]["eval"]["best_metric"]
+    step = ckpt.best_step()
+    if step is None:
+      raise FileNotFoundError(f"No checkpoint in {workdir!r} carries evaluation metrics: "
+                              "train with --config.eval.every=N to keep a best checkpoint.")
+  elif which != "latest":
+    step = int(which)
+    if step not in ckpt.all_steps():
+      raise FileNotFoundError(f"No checkpoint of step {step} in {workdir!r}; kept steps: "
+                              f"{ckpt.all_steps()}.")
+  meta = ckpt.read_meta(step)
   config = ml_collections.ConfigDict(meta["config"])
   gan, state = setup(config, image_shape=tuple(meta["image_shape"]),
                      num_classes=meta["num_classes"])
   state, _ = ckpt.restore(state, step)
   ckpt.close()
   return config, gan, state
+
+
+def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 10_000,
+                        seed: int = 0) -> dict:
+  """Every metric for a checkpoint of `workdir`: printed and written to DIR/eval.json, with
+  the memorisation pairs in DIR/memorization.png."""
+  from jaxgan.eval.evaluate import Evaluator, write_json  # pylint: disable=g-import-not-at-top
+  config, gan, state = restore_for_sampling(workdir, which)
+  data = data_lib.load(config.data)
+  evaluator = Evaluator(config, data, log=_say)
+  labels = sampling.make_labels(gan.num_classes, num_samples)
+  images = sampling.generate(gan, state, num_samples,
+                             rng.stream(rng.root_key(seed), "eval_mode"), labels)
+  result = {"step": int(state.step), "checkpoint": which, "dataset": data.name,
+            **evaluator(images, full=True, seed=seed)}
+  result.update(evaluator.memorization(images, os.path.join(workdir, "memorization.png")))
+  write_json(result, os.path.join(workdir, "eval.json"))
+  return result

@@ -1,0 +1,201 @@
+"""Evaluating a generator: feature extractors, cached real statistics, all metrics, the
+memorisation check. Used every `config.eval.every` steps during training and by
+`launch.py --mode eval`."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from jaxgan.data.sources import ImageData
+from jaxgan.eval import classifier as clf
+from jaxgan.eval import metrics as M
+from jaxgan.visualize import grid, save_png
+
+
+@dataclasses.dataclass
+class Extractor:
+  """Any feature extractor: uint8 images [N,H,W,C] -> float features [N, D]; optionally
+  class predictions [N] for mode coverage."""
+  name: str
+  features: Callable[[np.ndarray], np.ndarray]
+  predict: Optional[Callable[[np.ndarray], np.ndarray]] = None
+  num_classes: int = 0
+  info: dict = dataclasses.field(default_factory=dict)
+
+
+def from_flax(name: str, graphdef, params, *, feature_method: str = "features",
+              predict_method: Optional[str] = "__call__", num_classes: int = 0,
+              batch_size: int = 500) -> Extractor:
+  """Wraps a Flax NNX module and its weights (e.g. an Inception port) as an Extractor.
+
+  The module receives images scaled to [-1, 1]; `feature_method` names the method that
+  returns features, `predict_method` the one that returns class logits (or None)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  def batched(method):
+    fn = jax.jit(lambda p, x: getattr(nnx.merge(graphdef, p), method)(
+        jnp.asarray(x, jnp.float32) / 127.5 - 1.0))
+    return lambda imgs: np.concatenate([np.asarray(fn(params, imgs[i:i + batch_size]),
+                                                   np.float64)
+                                        for i in range(0, len(imgs), batch_size)])
+  predict = None
+  if predict_method:
+    logits = batched(predict_method)
+    predict = lambda imgs: logits(imgs).argmax(-1)
+  return Extractor(name, batched(feature_method), predict, num_classes)
+
+
+def classifier_extractor(train: ImageData, test: ImageData, eval_cfg, log=print) -> Extractor:
+  """The project's in-domain classifier for `train`'s dataset (trained once, cached)."""
+  graph, params, info = clf.get_or_train(train, test, eval_cfg.cache_dir,
+                                         steps=eval_cfg.classifier_steps, log=log)
+  ex = from_flax(f"classifier-{clf.cache_key(train)}", graph, params,
+                 num_classes=train.num_classes)
+  ex.info = info
+  return ex
+
+
+@dataclasses.dataclass
+class RealStats:
+  mean: np.ndarray
+  cov: np.ndarray
+  features: np.ndarray         # a subset for KID / precision-recall / coverage
+  class_dist: Optional[np.ndarray]
+
+
+def _digest(images: np.ndarray) -> str:
+  return hashlib.sha1(images[:: max(1, len(images) // 512)].tobytes()).hexdigest()[:12]
+
+
+def real_stats(data: ImageData, extractor: Extractor, cache_dir: str, max_features: int) -> RealStats:
+  """Feature statistics of the real data, cached per dataset/split/extractor."""
+  key = f"{data.name}-{len(data.images)}-{_digest(data.images)}-{extractor.name}-{max_features}"
+  key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+  path = os.path.join(os.path.expanduser(cache_dir), "real_stats", key + ".npz")
+  if os.path.exists(path):
+    z = np.load(path)
+    return RealStats(z["mean"], z["cov"], z["features"],
+                     z["class_dist"] if z["class_dist"].size else None)
+  stats, subset = None, []
+  per = max(1, int(np.ceil(max_features / max(1, len(data.images) // 2000 + 1))))
+  for s in range(0, len(data.images), 2000):
+    f = extractor.features(data.images[s:s + 2000])
+    stats = (stats or M.GaussianStats(f.shape[1])).update(f)
+    subset.append(f[:per])
+  feats = np.concatenate(subset)[:max_features]
+  dist = None
+  if data.labels is not None and data.num_classes:
+    dist = np.bincount(data.labels, minlength=data.num_classes) / len(data.labels)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.savez(path + ".tmp.npz", mean=stats.mean, cov=stats.cov, features=feats,
+           class_dist=np.asarray([] if dist is None else dist))
+  os.replace(path + ".tmp.npz", path)
+  return RealStats(stats.mean, stats.cov, feats, dist)
+
+
+def evaluate_images(fake: np.ndarray, real: RealStats, extractor: Extractor, *,
+                    full: bool = True, kid_subsets: int = 50, seed: int = 0) -> Dict[str, object]:
+  """All metrics of uint8 generated images against the real statistics.
+
+  full=False computes the cheap ones used during training (FD, KID, class coverage)."""
+  feats = extractor.features(fake)
+  g = M.GaussianStats(feats.shape[1]).update(feats)
+  out: Dict[str, object] = {"num_samples": int(len(fake)),
+                            "fd": M.frechet_distance(g.mean, g.cov, real.mean, real.cov)}
+  out["kid_mean"], out["kid_std"] = M.kid(real.features, feats, num_subsets=kid_subsets,
+                                          subset_size=1000, seed=seed)
+  if extractor.predict is not None and extractor.num_classes:
+    out.update(M.class_coverage(extractor.predict(fake), extractor.num_classes,
+                                real.class_dist))
+  if full:
+    n = min(len(real.features), len(feats), 5000)
+    out["precision"], out["recall"] = M.precision_recall(real.features[:n], feats[:n], k=3)
+    out["density"], out["coverage"] = M.density_coverage(real.features[:n], feats[:n], k=5)
+  return out
+
+
+def memorization(fake: np.ndarray, train_images: np.ndarray, heldout: Optional[np.ndarray],
+                 png_path: Optional[str] = None, k: int = 16) -> Dict[str, object]:
+  """Nearest training image (mean L1) of k generated samples, beside the same distance for
+  k held-out real images (or, without a held-out set, for k training images to their
+  nearest *other* training image). Generated samples much closer to the training set than
+  held-out real images are are copies. Saves a PNG of (sample, neighbour) pairs."""
+  k = min(k, len(fake))
+  idx, d_fake = M.nearest_l1(fake[:k], train_images)
+  if heldout is not None:
+    _, d_real = M.nearest_l1(heldout[:k], train_images)
+    baseline = "held-out real images"
+  else:
+    d_real = np.empty(k)
+    for i in range(k):
+      others = np.concatenate([train_images[:i], train_images[i + 1:]])
+      d_real[i] = M.nearest_l1(train_images[i:i + 1], others)[1][0]
+    baseline = "training images (leave-one-out)"
+  if png_path:
+    pairs = np.stack([fake[:k], train_images[idx]], axis=1).reshape(2 * k, *fake.shape[1:])
+    save_png(grid(pairs, ncol=2 * min(k, 8)), png_path,
+             scale=max(1, 112 // fake.shape[1]))
+  return {"memorization_samples": k, "nn_l1_generated": d_fake.tolist(),
+          "nn_l1_real": d_real.tolist(), "nn_l1_generated_mean": float(d_fake.mean()),
+          "nn_l1_real_mean": float(d_real.mean()), "nn_l1_generated_min": float(d_fake.min()),
+          "nn_l1_baseline": baseline, "nn_train_index": idx.tolist(),
+          "exact_copies": int(np.sum(d_fake == 0))}
+
+
+def write_json(obj, path: str) -> str:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def load_heldout(data_cfg, test_split: str, log=print) -> Optional[ImageData]:
+  """The dataset's held-out split (TFDS only); None for the embedded data and folders."""
+  if data_cfg.folder or not data_cfg.name or not test_split or test_split == data_cfg.split:
+    return None
+  from jaxgan.data import sources  # pylint: disable=g-import-not-at-top
+  try:
+    return sources.load_tfds(data_cfg.name, test_split, data_cfg.data_dir, data_cfg.image_size,
+                             data_cfg.channels, image_key=data_cfg.image_key,
+                             label_key=data_cfg.label_key)
+  except (FileNotFoundError, ValueError) as e:
+    log(f"No held-out split {test_split!r} for {data_cfg.name} ({e}); holding out 20% of "
+        "the training data for the classifier instead.")
+    return None
+
+
+class Evaluator:
+  """Everything needed to score a generator on one dataset, built once per run."""
+
+  def __init__(self, config, data: ImageData, log=print):
+    self.config, self.data = config, data
+    ev = config.eval
+    self.heldout = load_heldout(config.data, ev.test_split, log)
+    if data.labels is not None and data.num_classes >= 2:
+      if self.heldout is not None and self.heldout.labels is not None:
+        train, test = data, self.heldout
+      else:
+        train, test = clf.split_for_classifier(data)
+      self.extractor = classifier_extractor(train, test, ev, log)
+    else:
+      raise ValueError(
+          f"{data.name} has no labels, so the in-domain classifier cannot be trained; set "
+          "config.eval.every=0, or evaluate with another extractor (jaxgan.eval.from_flax).")
+    self.real = real_stats(data, self.extractor, ev.cache_dir, ev.max_real_features)
+
+  def __call__(self, images: np.ndarray, *, full: bool = False, seed: int = 0) -> Dict[str, object]:
+    out = evaluate_images(images, self.real, self.extractor, full=full, seed=seed)
+    out["classifier_test_accuracy"] = self.extractor.info.get("test_accuracy")
+    return out
+
+  def memorization(self, images: np.ndarray, png_path: Optional[str]) -> Dict[str, object]:
+    held = None if self.heldout is None else self.heldout.images
+    return memorization(images, self.data.images, held, png_path,
+                        k=self.config.eval.memorization_samples)
