@@ -88,7 +88,7 @@ def get_config():
   c.eval.num_samples = 2000    # generated images per evaluation during training
   c.eval.best_metric = "fd"    # the checkpoint with the lowest value is kept apart
   c.eval.cache_dir = "~/.cache/jaxgan"  # trained classifiers and real-data statistics
-  c.eval.classifier_steps = 3000
+  c.eval.classifier_steps = 2000
   c.eval.test_split = "test"   # TFDS split for the classifier's accuracy and memorisation
   c.eval.max_real_features = 10000
   c.eval.memorization_samples = 16

@@ -245,8 +245,11 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
       last_saved = step
 
   eval_labels = sampling.make_labels(gan.num_classes, config.eval.num_samples)
+  evaluated = {}   # step -> result, so the final step is not evaluated twice
 
   def evaluate(st, step):
+    if step in evaluated:
+      return evaluated[step]
     check_window()
     images = sampling.generate(gan, st, config.eval.num_samples,
                                rng.stream(root, "eval"), eval_labels)
@@ -257,6 +260,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
     _say(f"step {step}: FD {result['fd']:.3f}, KID {result['kid_mean']:.5f}"
          + (f", classes covered {result['classes_covered']}" if "classes_covered" in result
             else ""))
+    evaluated[step] = result
     return result
 
   if start == 0 and _is_main():
