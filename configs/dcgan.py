@@ -34,8 +34,10 @@ def get_config(variant: str = "default"):
   c.train.log_every = 50
   c.train.sample_every = 500
   c.train.checkpoint_every = 500
+  c.eval.every = 2000          # the embedded data is labelled: FD with its classifier
   if variant == "lego":
     c.data.folder = "data/lego-brick-images/dataset"  # override with your folder
+    c.eval.every = 0           # unlabelled images: no in-domain classifier
   elif variant == "upsample":
     c.model.upsample = "resize"
   elif variant != "default":

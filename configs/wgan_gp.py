@@ -31,6 +31,7 @@ def get_config(variant: str = "default"):
     c.model.g_act = "relu"
     c.model.g_base_features = c.model.d_base_features = 64
     c.train.steps = 2_000
+    c.eval.every = 500
     c.train.log_every = 50
     c.train.sample_every = 250
     c.train.checkpoint_every = 250

@@ -30,6 +30,20 @@ def make_labels(num_classes: int, n: int, choice: str = "even") -> Optional[np.n
   return np.full((n,), c, np.int32)
 
 
+def grid_inputs(gan: GAN, n: int, key):
+  """Latents (and labels) for a sample grid of about n images.
+
+  Unconditional: n independent latents. Conditional: rows of `num_classes` images that
+  share one z, the label running over the classes along the row, so only the conditioned
+  attribute changes within a row (SEEDS.md section 5)."""
+  if gan.num_classes <= 0:
+    return gan.sample_latents(key, n), None
+  rows = max(1, n // gan.num_classes)
+  z = jnp.repeat(gan.sample_latents(key, rows), gan.num_classes, axis=0)
+  labels = jnp.tile(jnp.arange(gan.num_classes, dtype=jnp.int32), rows)
+  return z, labels
+
+
 def generator_fn(gan: GAN):
   """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats)."""
   @jax.jit
@@ -67,7 +81,12 @@ def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
   tmp = path + ".tmp.npz"
   np.savez_compressed(tmp, **arrays)
   os.replace(tmp, path)
-  k = min(grid_size, num)
-  ncol = gan.num_classes if labels is not None and labels_choice in ("", "even", "all") else None
-  png = save_grid(images[:k], os.path.join(workdir, "samples.png"), ncol=ncol)
+  png_path = os.path.join(workdir, "samples.png")
+  if labels is not None and labels_choice in ("", "even", "all"):
+    z, grid_labels = grid_inputs(gan, grid_size, rng.stream(key, "grid"))
+    grid_images = to_uint8(generator_fn(gan)(sampling_params(state), state.g.stats, z,
+                                             grid_labels))
+    png = save_grid(grid_images, png_path, ncol=gan.num_classes)
+  else:
+    png = save_grid(images[:min(grid_size, num)], png_path)
   return {"npz": path, "png": png, "num": num}

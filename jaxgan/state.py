@@ -43,8 +43,9 @@ class GAN:
   tx_g: optax.GradientTransformation
   tx_d: optax.GradientTransformation
   latent_dim: int
-  num_classes: int
+  num_classes: int                 # > 0 for a conditional model
   image_shape: Tuple[int, int, int]
+  conditioning: str = "none"
 
   def generate(self, params, stats, z, labels=None, *, train: bool):
     """G(z) as a pure function: returns (images, new_stats)."""
@@ -53,10 +54,10 @@ class GAN:
     return x, nnx.state(g, nnx.Not(nnx.Param))
 
   def discriminate(self, params, stats, x, labels=None, *, train: bool, key=None):
-    """D(x) as a pure function: returns (logits[B], new_stats)."""
+    """D(x) as a pure function: returns (logits[B], class logits or None, new_stats)."""
     d = nnx.merge(self.d_graph, params, stats, copy=True)
-    logits = d(x, labels, train=train, rngs=key)
-    return logits, nnx.state(d, nnx.Not(nnx.Param))
+    logits, class_logits = d(x, labels, train=train, rngs=key)
+    return logits, class_logits, nnx.state(d, nnx.Not(nnx.Param))
 
   def sample_latents(self, key, n: int):
     return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
@@ -75,7 +76,7 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   d_graph, d_params, d_stats = nnx.split(d, nnx.Param, ...)
   tx_g, tx_d = optim.make(config.optim.g), optim.make(config.optim.d)
   gan = GAN(g_graph, d_graph, tx_g, tx_d, config.model.latent_dim, num_classes,
-            tuple(image_shape))
+            tuple(image_shape), config.model.conditioning)
   ema = jax.tree.map(jnp.copy, g_params) if config.ema_decay > 0 else None
   state = TrainState(
       step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),

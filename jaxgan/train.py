@@ -15,7 +15,6 @@ import time
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -111,12 +110,16 @@ def _write_config(config, workdir):
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No config.json in {workdir!r}: is it the --workdir of a run?")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+def config_from_dict(stored: dict) -> ml_collections.ConfigDict:
+  """A stored (JSON) config on top of today's defaults: fields added since it was written
+  take their defaults; fields that no longer exist are dropped."""
+  from jaxgan.config import default_config  # pylint: disable=g-import-not-at-top
+  config = default_config()
+  known = flatten(config_to_dict(config))
+  config.update_from_flattened_dict(
+      {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(stored).items()
+       if k in known})
+  return config
 
 
 def setup(config, data: Optional[data_lib.ImageData] = None, image_shape=None,
@@ -161,7 +164,8 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
           "dataset": data.name}
   if ckpt.latest_step() is not None:
     state, stored = ckpt.restore(state)
-    bad = incompatible_fields(stored.get("config", {}), cfg_dict)
+    bad = incompatible_fields(config_to_dict(config_from_dict(stored.get("config", {}))),
+                              cfg_dict)
     if bad:
       raise ValueError(
           f"{workdir!r} holds a run with a different config; these fields differ: "
@@ -173,16 +177,15 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   compiled = jax.jit(step_fn, in_shardings=(repl, sharding.batch_sharding(mesh)),
                      out_shardings=(repl, repl), donate_argnums=0)
   root = rng.root_key(config.seed)
-  n_grid = config.sample.grid_size
-  fixed_z = gan.sample_latents(rng.stream(root, "fixed_noise"), n_grid)
-  fixed_labels = sampling.make_labels(gan.num_classes, n_grid)
+  fixed_z, fixed_labels = sampling.grid_inputs(gan, config.sample.grid_size,
+                                               rng.stream(root, "fixed_noise"))
   gen = sampling.generator_fn(gan)
 
   def sample_grid(st, step):
     if not _is_main():
       return
     imgs = visualize.to_uint8(gen(state_lib.sampling_params(st), st.g.stats, fixed_z,
-                                  None if fixed_labels is None else jnp.asarray(fixed_labels)))
+                                  fixed_labels))
     ncol = gan.num_classes if fixed_labels is not None else config.sample.grid_cols or None
     visualize.save_grid(imgs, os.path.join(workdir, "samples", f"step_{step:07d}.png"), ncol)
 
@@ -327,7 +330,7 @@ def restore_for_sampling(workdir: str, which: str = "latest"):
       raise FileNotFoundError(f"No checkpoint of step {step} in {workdir!r}; kept steps: "
                               f"{ckpt.all_steps()}.")
   meta = ckpt.read_meta(step)
-  config = ml_collections.ConfigDict(meta["config"])
+  config = config_from_dict(meta["config"])
   gan, state = setup(config, image_shape=tuple(meta["image_shape"]),
                      num_classes=meta["num_classes"])
   state, _ = ckpt.restore(state, step)

@@ -49,7 +49,7 @@ def validate(config, gan: GAN) -> Tuple[Loss, Penalty]:
         f"Label smoothing/noise/flipping (config.labels) has no meaning for loss "
         f"{config.loss!r}; use it with one of: "
         f"{', '.join(n for n in LOSSES.names() if LOSSES.get(n).uses_targets)}.")
-  if penalty.per_example and "batch" in (config.model.d_norm,) and config.model.arch != "mlp":
+  if penalty.per_example and config.model.d_norm == "batch" and config.model.arch != "mlp":
     raise ValueError(
         f"Penalty {config.penalty!r} needs per-example input gradients, but the "
         "discriminator uses BatchNorm, which couples the examples of a batch. Set "
@@ -61,6 +61,10 @@ def validate(config, gan: GAN) -> Tuple[Loss, Penalty]:
                      f"{config.train.critic_loop!r}.")
   del gan
   return loss, penalty
+
+
+def _xent(class_logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(class_logits, labels).mean()
 
 
 def _accuracy(logits, positive: bool, threshold: float):
@@ -78,10 +82,13 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
   lab = config.labels
   threshold = 0.5 if config.loss == "lsgan" else 0.0
   conditional = gan.num_classes > 0
+  acgan = gan.conditioning == "acgan"
+  acgan_weight = float(config.model.acgan_weight)
   names = metric_names(config)
 
   def d_update(d: NetState, g: NetState, g_stats, real_u8, labels, key):
     real = to_float(real_u8)
+    d_labels = None if acgan else labels  # an AC-GAN discriminator does not see labels
     b = real.shape[0]
     z = gan.sample_latents(rng.stream(key, "z"), b)
     fake, g_stats = gan.generate(g.params, g_stats, z, labels, train=True)
@@ -91,23 +98,27 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
     k_drop = rng.stream(key, "dropout")
 
     def loss_fn(params):
-      real_logits, stats = gan.discriminate(params, d.stats, real, labels, train=True,
-                                            key=jax.random.fold_in(k_drop, 0))
-      fake_logits, stats = gan.discriminate(params, stats, fake, labels, train=True,
-                                            key=jax.random.fold_in(k_drop, 1))
+      real_logits, real_cls, stats = gan.discriminate(
+          params, d.stats, real, d_labels, train=True, key=jax.random.fold_in(k_drop, 0))
+      fake_logits, fake_cls, stats = gan.discriminate(
+          params, stats, fake, d_labels, train=True, key=jax.random.fold_in(k_drop, 1))
       r_term, f_term = loss.d_terms(real_logits, fake_logits, t_real, t_fake)
       adv = (r_term + f_term) / 2 if average else r_term + f_term
       pen = jnp.zeros((), jnp.float32)
       if penalty.fn is not None:
         # The critic of the penalty sees the same labels; gradients are w.r.t. x only.
-        critic = lambda v: gan.discriminate(params, stats, v, labels, train=True,
+        critic = lambda v: gan.discriminate(params, stats, v, d_labels, train=True,
                                             key=jax.random.fold_in(k_drop, 2))[0]
         pen = penalty.fn(critic, real, fake, rng.stream(key, "penalty"))
       total = adv + weight * pen
-      return total, (stats, adv, pen, real_logits, fake_logits)
+      cls = jnp.zeros((), jnp.float32)
+      if acgan:  # Odena et al. 2017: D classifies real and generated images
+        cls = (_xent(real_cls, labels) + _xent(fake_cls, labels)) / 2
+        total = total + acgan_weight * cls
+      return total, (stats, adv, pen, cls, real_logits, fake_logits)
 
-    (total, (stats, adv, pen, rl, fl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        d.params)
+    (total, (stats, adv, pen, cls, rl, fl)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(d.params)
     updates, opt_state = gan.tx_d.update(grads, d.opt_state, d.params)
     params = optax.apply_updates(d.params, updates)
     if penalty.project is not None:
@@ -119,6 +130,8 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
          "d_fake_acc": _accuracy(fl, False, threshold)}
     if penalty.fn is not None:
       m[names[2]] = pen
+    if acgan:
+      m["d_cls_loss"] = cls
     return NetState(params, stats, opt_state), g_stats, m
 
   def g_update(g: NetState, d: NetState, real_u8, labels, key):
@@ -126,22 +139,31 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
     z = gan.sample_latents(rng.stream(key, "z"), b)
     k_drop = rng.stream(key, "dropout")
 
+    d_labels = None if acgan else labels
+
     def loss_fn(params):
       fake, g_stats = gan.generate(params, g.stats, z, labels, train=True)
-      fake_logits, d_stats = gan.discriminate(d.params, d.stats, fake, labels, train=True,
-                                              key=jax.random.fold_in(k_drop, 0))
+      fake_logits, fake_cls, d_stats = gan.discriminate(
+          d.params, d.stats, fake, d_labels, train=True, key=jax.random.fold_in(k_drop, 0))
       real_logits = None
       if loss.needs_real_in_g:
-        real_logits, d_stats = gan.discriminate(d.params, d_stats, to_float(real_u8), labels,
-                                                train=True, key=jax.random.fold_in(k_drop, 1))
-      return loss.g_loss(fake_logits, real_logits), (g_stats, d_stats, fake_logits)
+        real_logits, _, d_stats = gan.discriminate(
+            d.params, d_stats, to_float(real_u8), d_labels, train=True,
+            key=jax.random.fold_in(k_drop, 1))
+      g_loss = loss.g_loss(fake_logits, real_logits)
+      cls = jnp.zeros((), jnp.float32)
+      if acgan:  # G makes images that D classifies as the requested class
+        cls = _xent(fake_cls, labels)
+      return g_loss + acgan_weight * cls, (g_stats, d_stats, fake_logits, g_loss, cls)
 
-    (g_loss, (g_stats, d_stats, fl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        g.params)
+    (_, (g_stats, d_stats, fl, g_loss, cls)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(g.params)
     updates, opt_state = gan.tx_g.update(grads, g.opt_state, g.params)
     params = optax.apply_updates(g.params, updates)
     m = {"g_loss": g_loss, "g_grad_norm": optax.global_norm(grads),
          "g_acc": _accuracy(fl, True, threshold)}
+    if acgan:
+      m["g_cls_loss"] = cls
     return NetState(params, g_stats, opt_state), d_stats, m
 
   def train_step(state: TrainState, batch: Batch) -> Tuple[TrainState, Metrics]:

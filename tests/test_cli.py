@@ -11,7 +11,8 @@ TINY = ["--config.model.latent_dim=8", "--config.model.g_widths=(32,)",
         "--config.model.d_widths=(32,)", "--config.data.batch_size=16",
         "--config.data.max_examples=128", "--config.train.steps=4",
         "--config.train.log_every=2", "--config.train.sample_every=2",
-        "--config.train.checkpoint_every=2", "--config.train.progress=False"]
+        "--config.train.checkpoint_every=2", "--config.train.progress=False",
+        "--config.eval.every=0"]
 
 
 def launch(*args, timeout=300):

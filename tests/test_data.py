@@ -116,3 +116,17 @@ def test_drop_remainder():
   s = data_lib.EpochSampler(25, 10, seed=0)
   assert s.batches_per_epoch == 2
   assert len(set(s.indices(0)) | set(s.indices(1))) == 20
+
+
+def test_celeb_a_binary_attribute_as_two_classes():
+  with tfds.testing.mock_data(num_examples=12):
+    d = sources.load_tfds("celeb_a", "train", "", 64, 3, label_key="attributes/Blond_Hair")
+  assert d.images.shape == (12, 64, 64, 3)
+  assert d.num_classes == 2 and set(d.labels.tolist()) <= {0, 1}
+  assert d.class_names == ("not Blond_Hair", "Blond_Hair")
+
+
+def test_unknown_label_feature_is_an_error():
+  with tfds.testing.mock_data(num_examples=8):
+    with pytest.raises(ValueError, match="no label feature 'attributes/Nope'"):
+      sources.load_tfds("mnist", "train", "", 28, 1, label_key="attributes/Nope")

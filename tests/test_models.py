@@ -43,8 +43,12 @@ def run_models(config, shape, num_classes=0, batch=3):
   z = jnp.linspace(-2, 2, batch * gan.latent_dim).reshape(batch, gan.latent_dim)
   labels = jnp.arange(batch) % num_classes if gan.num_classes else None
   x, _ = gan.generate(state.g.params, state.g.stats, z, labels, train=True)
-  logits, _ = gan.discriminate(state.d.params, state.d.stats, x, labels, train=True,
-                               key=jax.random.PRNGKey(0))
+  d_labels = None if gan.conditioning == "acgan" else labels
+  logits, cls, _ = gan.discriminate(state.d.params, state.d.stats, x, d_labels, train=True,
+                                    key=jax.random.PRNGKey(0))
+  assert (cls is not None) == (gan.conditioning == "acgan")
+  if cls is not None:
+    assert cls.shape == (batch, num_classes)
   return gan, state, x, logits
 
 
@@ -72,6 +76,13 @@ def test_dcgan_rejects_impossible_resolution():
   c = dcgan_cfg.get_config()
   with pytest.raises(ValueError, match="image_size = start_size \\* 2\\*\\*n"):
     state_lib.create(c, (48, 48, 1), 0)
+
+
+def test_unknown_conditioning():
+  c = gan_cfg.get_config()
+  c.model.conditioning = "film"
+  with pytest.raises(ValueError, match="Unknown conditioning .film.*none, concat, projection, acgan"):
+    state_lib.create(c, (28, 28, 1), 10)
 
 
 def test_unknown_architecture_and_norm():
@@ -130,9 +141,12 @@ def test_spectral_norm_bounds_the_layer_norm():
 
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_concat_conditioning(arch):
+@pytest.mark.parametrize("method", ["concat", "projection", "acgan"])
+def test_conditioning_methods(arch, method):
   c = gan_cfg.get_config() if arch == "mlp" else wgan_gp_cfg.get_config()
-  c.model.conditioning = "concat"
+  c.model.conditioning = method
+  if arch == "dcgan":
+    c.model.g_base_features = c.model.d_base_features = 8
   gan, state, x, logits = run_models(c, (28, 28, 1), num_classes=10)
   assert gan.num_classes == 10 and x.shape == (3, 28, 28, 1) and logits.shape == (3,)
   z = jnp.zeros((2, gan.latent_dim))
@@ -140,6 +154,29 @@ def test_concat_conditioning(arch):
   assert not np.allclose(x0[0], x0[1])  # same z, different label -> different image
   with pytest.raises(ValueError, match="conditional .* got no labels"):
     gan.generate(state.g.params, state.g.stats, z, None, train=False)
+  if method != "acgan":  # D's output depends on the label it is given
+    l0, _, _ = gan.discriminate(state.d.params, state.d.stats, x, jnp.zeros(3, jnp.int32),
+                                train=False)
+    l1, _, _ = gan.discriminate(state.d.params, state.d.stats, x, jnp.ones(3, jnp.int32),
+                                train=False)
+    assert not np.allclose(l0, l1)
+
+
+def test_projection_discriminator_adds_the_embedding_inner_product():
+  c = gan_cfg.get_config()
+  c.model.conditioning = "projection"
+  gan, state = state_lib.create(c, (28, 28, 1), 10)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1), minval=-1, maxval=1)
+  y = jnp.array([0, 3, 3, 9])
+  logits, _, _ = gan.discriminate(state.d.params, state.d.stats, x, y, train=False)
+  # Recompute: phi = last hidden layer; logit = w.phi + b + <E[y], phi>.
+  p = state.d.params
+  h = x.reshape(4, -1)
+  for layer in p["hidden"].values():
+    h = jax.nn.leaky_relu(h @ layer["kernel"].value + layer["bias"].value, 0.2)
+  want = (h @ p["out"]["kernel"].value + p["out"]["bias"].value)[:, 0]
+  want = want + jnp.sum(p["cond"]["embed"]["embedding"].value[y] * h, axis=-1)
+  np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
 
 
 def test_concat_critic_receives_label_channels():

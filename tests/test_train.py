@@ -102,6 +102,31 @@ def test_conditional_run_and_sampling(tmp_path):
     sampling.make_labels(10, 4, "12")
 
 
+def test_conditional_grid_keeps_z_fixed_along_rows():
+  import jax
+  from configs import gan as gan_cfg
+  from jaxgan import state as state_lib
+  c = gan_cfg.get_config()
+  c.model.conditioning = "concat"
+  gan, _ = state_lib.create(c, (28, 28, 1), 10)
+  z, labels = sampling.grid_inputs(gan, 35, jax.random.PRNGKey(0))
+  assert z.shape == (30, gan.latent_dim) and labels.tolist() == list(range(10)) * 3
+  rows = np.asarray(z).reshape(3, 10, -1)
+  assert np.all(rows == rows[:, :1])                      # one z per row
+  assert not np.allclose(rows[0, 0], rows[1, 0])          # rows differ
+
+
+def test_cgan_configs_build():
+  from configs import cgan
+  from jaxgan import state as state_lib
+  for variant, shape, classes in (("concat", (28, 28, 1), 10), ("projection", (28, 28, 1), 10),
+                                  ("acgan", (28, 28, 1), 10), ("celeba_blond", (64, 64, 3), 2)):
+    c = cgan.get_config(variant)
+    gan, _ = state_lib.create(c, shape, classes)
+    assert gan.num_classes == classes and gan.conditioning == c.model.conditioning
+  assert cgan.get_config("celeba_blond").data.label_key == "attributes/Blond_Hair"
+
+
 def test_dcgan_on_a_folder_of_images(tmp_path):
   from PIL import Image
   from configs import dcgan as dcgan_cfg

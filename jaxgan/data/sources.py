@@ -145,7 +145,10 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
       feat = _label_feature(features, label_key)
       has_label = True
     except KeyError:
-      has_label = False
+      if label_key != "label":  # an explicit choice that does not exist is a mistake
+        raise ValueError(f"{name} has no label feature {label_key!r} (config.data.label_key)"
+                         f"; its features are: {features}") from None
+      has_label = False  # the default key on an unlabelled dataset: no labels
     if has_label:
       if isinstance(feat, tfds.features.ClassLabel):
         num_classes, class_names = feat.num_classes, tuple(feat.names)

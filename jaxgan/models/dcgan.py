@@ -39,8 +39,9 @@ def plan(image_size: int, start_size: int) -> int:
 class DCGANGenerator(nnx.Module):
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, base_features: int = 64,
                start_size: int = 4, stem: str = "convt", upsample: str = "transpose",
-               act: str = "leaky_relu", norm: str = "batch", num_classes: int = 0,
-               init: str = "pytorch", rngs: nnx.Rngs):
+               act: str = "leaky_relu", norm: str = "batch", conditioning: str = "none",
+               num_classes: int = 0, embed_dim: int = 32, init: str = "pytorch",
+               rngs: nnx.Rngs):
     h, w, c = image_shape
     if h != w:
       raise ValueError(f"DCGAN expects square images, got {h}x{w}.")
@@ -49,10 +50,11 @@ class DCGANGenerator(nnx.Module):
     if upsample not in ("transpose", "resize"):
       raise ValueError(f"Unknown upsample {upsample!r}; valid: transpose, resize.")
     n_up = plan(h, start_size)
-    self.latent_dim, self.num_classes = latent_dim, num_classes
+    self.latent_dim = latent_dim
     self.start_size, self.stem, self.upsample = start_size, stem, upsample
     self.act = L.activation(act)
-    in_dim = latent_dim + max(num_classes, 0)
+    self.cond = L.GeneratorCondition(conditioning, num_classes, embed_dim, rngs=rngs)
+    in_dim = latent_dim + self.cond.dim
     feats = [base_features * 2 ** i for i in reversed(range(n_up))]  # e.g. 512..64
     bias = norm != "batch"
     self.stem_features = feats[0]
@@ -82,9 +84,7 @@ class DCGANGenerator(nnx.Module):
     self.ups, self.norms = nnx.List(ups), nnx.List(norms)
 
   def __call__(self, z, labels=None, *, train: bool):
-    L.check_labels(labels, self.num_classes, "generator")
-    y = L.one_hot(labels, self.num_classes)
-    h = z if y is None else jnp.concatenate([z, y], axis=-1)
+    h = self.cond(z, labels)
     b, s = z.shape[0], self.start_size
     if self.stem == "convt":
       h = self.stem_layer(h.reshape((b, 1, 1, -1)))
@@ -105,17 +105,21 @@ class DCGANDiscriminator(nnx.Module):
   def __init__(self, image_shape: Sequence[int], *, base_features: int = 64,
                start_size: int = 4, head: str = "conv", act: str = "leaky_relu",
                norm: str = "batch", dropout: float = 0.0, spectral_norm: bool = False,
-               num_classes: int = 0, init: str = "pytorch", rngs: nnx.Rngs):
+               conditioning: str = "none", num_classes: int = 0, init: str = "pytorch",
+               rngs: nnx.Rngs):
     h, w, c = image_shape
     if head not in ("conv", "dense"):
       raise ValueError(f"Unknown discriminator head {head!r}; valid: conv, dense.")
     n_down = plan(h, start_size)
-    self.num_classes, self.head = num_classes, head
+    self.head = head
     self.act = L.activation(act)
     feats = [base_features * 2 ** i for i in range(n_down)]  # e.g. 64..512
+    self.cond = L.DiscriminatorCondition(conditioning, num_classes,
+                                         start_size * start_size * feats[-1],
+                                         spectral_norm=spectral_norm, rngs=rngs)
     bias = norm != "batch"
     convs, norms = [], []
-    for i, (a, b) in enumerate(zip([c + max(num_classes, 0)] + feats[:-1], feats)):
+    for i, (a, b) in enumerate(zip([c + self.cond.input_dim] + feats[:-1], feats)):
       convs.append(L.maybe_spectral(
           nnx.Conv(a, b, (4, 4), strides=(2, 2), padding="SAME", use_bias=bias, rngs=rngs,
                    **L.init_kwargs(init, a * 16)),
@@ -133,13 +137,15 @@ class DCGANDiscriminator(nnx.Module):
     self.out = L.maybe_spectral(out, spectral_norm, rngs)
 
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
-    L.check_labels(labels, self.num_classes, "discriminator")
-    h = L.concat_label_channels(x, L.one_hot(labels, self.num_classes))
+    """Returns (logits [B], class logits [B, classes] or None)."""
+    h = self.cond.input(x, labels)
     for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
       h = self.act(norm(L.call_layer(conv, h, train=train), train=train))
       if self.dropout is not None:
         h = self.dropout(h, deterministic=not train,
                          rngs=None if rngs is None else jax.random.fold_in(rngs, i))
+    phi = h
     if self.head == "dense":
       h = h.reshape((h.shape[0], -1))
-    return L.call_layer(self.out, h, train=train).reshape((h.shape[0],))
+    logits = L.call_layer(self.out, h, train=train).reshape((h.shape[0],))
+    return self.cond.output(logits, phi, labels, train=train)

@@ -79,21 +79,84 @@ def one_hot(labels: jax.Array | None, num_classes: int) -> jax.Array | None:
   return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
 
 
-def concat_label_channels(x: jax.Array, y_onehot: jax.Array | None) -> jax.Array:
-  """Appends the one-hot label broadcast to an H x W x classes map (cGAN critic input)."""
-  if y_onehot is None:
-    return x
-  b, h, w, _ = x.shape
-  maps = jnp.broadcast_to(y_onehot[:, None, None, :], (b, h, w, y_onehot.shape[-1]))
-  return jnp.concatenate([x, maps.astype(x.dtype)], axis=-1)
+CONDITIONINGS = ("none", "concat", "projection", "acgan")
 
 
-def check_labels(labels, num_classes: int, who: str):
-  if num_classes > 0 and labels is None:
-    raise ValueError(f"The {who} is conditional ({num_classes} classes) but got no labels.")
-  if num_classes <= 0 and labels is not None:
+def check_conditioning(conditioning: str, num_classes: int):
+  if conditioning not in CONDITIONINGS:
+    raise ValueError(f"Unknown conditioning {conditioning!r} (config.model.conditioning). "
+                     f"Valid: {', '.join(CONDITIONINGS)}.")
+  if conditioning != "none" and num_classes < 2:
+    raise ValueError(f"Conditioning {conditioning!r} needs at least 2 classes, got "
+                     f"{num_classes}.")
+
+
+def check_labels(labels, conditioning: str, who: str):
+  if conditioning != "none" and labels is None:
+    raise ValueError(f"The {who} is conditional ({conditioning}) but got no labels.")
+  if conditioning == "none" and labels is not None:
     raise ValueError(f"The {who} is unconditional but was given labels; set "
                      "config.model.conditioning to use them.")
+
+
+class GeneratorCondition(nnx.Module):
+  """How G sees the label: appended to z as a one-hot vector (concat, acgan; Mirza &
+  Osindero 2014, Odena et al. 2017) or as a learned class embedding (projection)."""
+
+  def __init__(self, conditioning: str, num_classes: int, embed_dim: int, *, rngs: nnx.Rngs):
+    self.conditioning, self.num_classes = conditioning, num_classes
+    projection = conditioning == "projection"
+    self.embed = nnx.Embed(num_classes, embed_dim, rngs=rngs) if projection else None
+    self.dim = {"none": 0, "projection": embed_dim}.get(conditioning, num_classes)
+
+  def __call__(self, z, labels):
+    check_labels(labels, self.conditioning, "generator")
+    if self.conditioning == "none":
+      return z
+    y = self.embed(labels) if self.embed is not None else one_hot(labels, self.num_classes)
+    return jnp.concatenate([z, y.astype(z.dtype)], axis=-1)
+
+
+class DiscriminatorCondition(nnx.Module):
+  """How D uses the label.
+
+  concat: the one-hot label joins the input (as H x W x classes maps for images).
+  projection (Miyato & Koyama 2018): logit += <embed(y), phi(x)>, phi(x) the features
+    that feed the output layer.
+  acgan (Odena et al. 2017): D sees no label; an auxiliary head classifies phi(x).
+  """
+
+  def __init__(self, conditioning: str, num_classes: int, feature_dim: int, *,
+               spectral_norm: bool = False, rngs: nnx.Rngs):
+    self.conditioning, self.num_classes = conditioning, num_classes
+    self.input_dim = num_classes if conditioning == "concat" else 0
+    self.embed = (nnx.Embed(num_classes, feature_dim, rngs=rngs)
+                  if conditioning == "projection" else None)
+    self.classifier = (maybe_spectral(nnx.Linear(feature_dim, num_classes, rngs=rngs),
+                                      spectral_norm, rngs)
+                       if conditioning == "acgan" else None)
+
+  def input(self, x, labels):
+    """The discriminator input with the label appended (concat) or as is. An AC-GAN
+    discriminator sees no label (its auxiliary head predicts it)."""
+    if self.conditioning != "acgan":
+      check_labels(labels, self.conditioning, "discriminator")
+    if self.conditioning != "concat":
+      return x
+    y = one_hot(labels, self.num_classes)
+    if x.ndim == 4:
+      b, h, w, _ = x.shape
+      maps = jnp.broadcast_to(y[:, None, None, :], (b, h, w, y.shape[-1]))
+      return jnp.concatenate([x, maps.astype(x.dtype)], axis=-1)
+    return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
+
+  def output(self, logits, phi, labels, *, train: bool):
+    """(logits with the projection term, class logits or None) from features phi."""
+    phi = phi.reshape((phi.shape[0], -1))
+    if self.embed is not None:
+      logits = logits + jnp.sum(self.embed(labels) * phi, axis=-1)
+    cls = None if self.classifier is None else call_layer(self.classifier, phi, train=train)
+    return logits, cls
 
 
 # Weight initialisation, keyed by `config.model.init`.
