@@ -10,6 +10,8 @@ The image side must be s0 * 2**n with s0 in {4, 7} or any other small start size
 
 Upsampling is ConvT(k4, s2, same) or, with `upsample="resize"`, nearest-neighbour x2 followed
 by Conv(k4, s1, same) (Odena et al. 2016, "Deconvolution and checkerboard artifacts").
+Convolutions are `layers.Conv2D` / `layers.ConvTranspose2D`, whose backward passes (of any
+order: the gradient penalty differentiates twice) avoid XLA:CPU's slow dilated kernels.
 Layers followed by BatchNorm have no bias; every other layer has one. Channel widths
 double as resolution halves: base, 2*base, 4*base, ...
 """
@@ -59,8 +61,8 @@ class DCGANGenerator(nnx.Module):
     bias = norm != "batch"
     self.stem_features = feats[0]
     if stem == "convt":
-      self.stem_layer = nnx.ConvTranspose(
-          in_dim, feats[0], (start_size, start_size), padding="VALID", use_bias=bias,
+      self.stem_layer = L.ConvTranspose2D(
+          in_dim, feats[0], start_size, padding="VALID", use_bias=bias,
           rngs=rngs, **L.init_kwargs(init, in_dim * start_size ** 2,
                                      transpose_fan_in=feats[0] * start_size ** 2))
       self.stem_norm = L.Norm(norm, feats[0], spatial=True, rngs=rngs)
@@ -73,11 +75,11 @@ class DCGANGenerator(nnx.Module):
     for a, b in zip(feats, feats[1:] + [c]):
       last = len(ups) == n_up - 1
       if upsample == "transpose":
-        ups.append(nnx.ConvTranspose(a, b, (4, 4), strides=(2, 2), padding="SAME",
+        ups.append(L.ConvTranspose2D(a, b, 4, stride=2, padding="SAME",
                                      use_bias=bias or last, rngs=rngs,
                                      **L.init_kwargs(init, a * 16, transpose_fan_in=b * 16)))
       else:
-        ups.append(nnx.Conv(a, b, (4, 4), padding="SAME", use_bias=bias or last, rngs=rngs,
+        ups.append(L.Conv2D(a, b, 4, padding="SAME", use_bias=bias or last, rngs=rngs,
                             **L.init_kwargs(init, a * 16)))
       if not last:
         norms.append(L.Norm(norm, b, spatial=True, rngs=rngs))
@@ -121,7 +123,7 @@ class DCGANDiscriminator(nnx.Module):
     convs, norms = [], []
     for i, (a, b) in enumerate(zip([c + self.cond.input_dim] + feats[:-1], feats)):
       convs.append(L.maybe_spectral(
-          nnx.Conv(a, b, (4, 4), strides=(2, 2), padding="SAME", use_bias=bias, rngs=rngs,
+          L.Conv2D(a, b, 4, stride=2, padding="SAME", use_bias=bias, rngs=rngs,
                    **L.init_kwargs(init, a * 16)),
           spectral_norm, rngs))
       # The first layer sees raw pixels: no normalisation there (Radford et al. 2016).
@@ -129,7 +131,7 @@ class DCGANDiscriminator(nnx.Module):
     self.convs, self.norms = nnx.List(convs), nnx.List(norms)
     self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
     if head == "conv":
-      out = nnx.Conv(feats[-1], 1, (start_size, start_size), padding="VALID", rngs=rngs,
+      out = L.Conv2D(feats[-1], 1, start_size, padding="VALID", rngs=rngs,
                      **L.init_kwargs(init, feats[-1] * start_size ** 2))
     else:
       n = start_size * start_size * feats[-1]

@@ -192,3 +192,60 @@ def init_kwargs(init: str, fan_in: int, *, transpose_fan_in: int | None = None) 
   if init == "glorot":
     return {"kernel_init": nnx.initializers.glorot_uniform()}
   return {"kernel_init": nnx.initializers.normal(0.02)}
+
+
+class Conv2D(nnx.Module):
+  """A 2-D convolution (NHWC, kernel HWIO) on `convs.conv`: fast backward of any order.
+
+  padding "SAME" (TF/Flax; symmetric for k4/s2 on even sizes, i.e. PyTorch padding=1) or
+  "VALID"."""
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
+               stride: int = 1, padding: str = "SAME", use_bias: bool = True,
+               kernel_init=None, bias_init=None, rngs: nnx.Rngs):
+    from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
+    self._convs = convs
+    k = kernel_size
+    kernel_init = kernel_init or nnx.initializers.lecun_normal()
+    bias_init = bias_init or nnx.initializers.zeros_init()
+    self.kernel = nnx.Param(kernel_init(rngs.params(), (k, k, in_features, out_features)))
+    self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else None
+    self.kernel_size, self.stride, self.padding = k, stride, padding
+
+  def __call__(self, x):
+    k, s = self.kernel_size, self.stride
+    if self.padding == "SAME":
+      pad = tuple(self._convs.same_padding(n, k, s) for n in x.shape[1:3])
+    else:
+      pad = ((0, 0), (0, 0))
+    y = self._convs.conv(x, self.kernel.value, (s, s), pad)
+    return y if self.bias is None else y + self.bias.value
+
+
+class ConvTranspose2D(nnx.Module):
+  """The adjoint of a Conv2D (PyTorch ConvTranspose2d semantics) on `convs.conv_transpose`:
+  "SAME" multiplies the size by `stride`; "VALID" maps n -> (n - 1) * stride + k.
+  The kernel has the shape of the convolution it is the adjoint of: (k, k, out, in)."""
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
+               stride: int = 1, padding: str = "SAME", use_bias: bool = True,
+               kernel_init=None, bias_init=None, rngs: nnx.Rngs):
+    from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
+    self._convs = convs
+    k = kernel_size
+    kernel_init = kernel_init or nnx.initializers.lecun_normal()
+    bias_init = bias_init or nnx.initializers.zeros_init()
+    self.kernel = nnx.Param(kernel_init(rngs.params(), (k, k, out_features, in_features)))
+    self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else None
+    self.kernel_size, self.stride, self.padding = k, stride, padding
+
+  def __call__(self, h):
+    k, s = self.kernel_size, self.stride
+    if self.padding == "SAME":
+      out_hw = (h.shape[1] * s, h.shape[2] * s)
+      pad = tuple(self._convs.same_padding(n, k, s) for n in out_hw)
+    else:
+      out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
+      pad = ((0, 0), (0, 0))
+    y = self._convs.conv_transpose(h, self.kernel.value, (s, s), pad, out_hw)
+    return y if self.bias is None else y + self.bias.value

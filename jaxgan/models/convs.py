@@ -1,0 +1,93 @@
+"""Convolutions whose backward passes are ordinary convolutions (fast on XLA:CPU).
+
+XLA:CPU runs the dilated convolution that a transposed convolution's weight gradient
+lowers to about 30x slower than an ordinary one (../shared/docs/PERF_NOTES.md). Two places
+hit it: the generator's transposed convolutions, and the gradient penalty's double
+backward (the parameter gradient of a convolution's input gradient, itself a transposed
+convolution). `conv` and `conv_transpose` below are exact adjoints of each other,
+<g, conv_transpose(h; W)> = <conv(g; W), h>, and each one's custom VJP is written with
+the other and with the *ordinary* convolution's weight gradient, so every backward pass
+of every order stays on the fast path and remains differentiable (for the penalty).
+
+Layouts are NHWC / HWIO. `conv_transpose(h; W)` maps C_out -> C_in channels with the
+kernel of the convolution it is the adjoint of (PyTorch's ConvTranspose2d semantics:
+ConvTranspose2d(k, s, p) is the adjoint of Conv2d(k, s, p)).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _plain_conv(x, w, stride, padding):
+  return lax.conv_general_dilated(x, w, stride, padding, dimension_numbers=_DN)
+
+
+def _weight_grad(x, dy, w_shape, stride, padding):
+  """d<dy, conv(x; W)>/dW: the ordinary (fast) convolution weight gradient."""
+  _, vjp = jax.vjp(lambda w: _plain_conv(x, w, stride, padding),
+                   jnp.zeros(w_shape, x.dtype))
+  return vjp(dy)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(x, w, stride: Tuple[int, int], padding: Tuple[Tuple[int, int], ...]):
+  """lax.conv_general_dilated(x, w, stride, padding) with a fast backward of any order."""
+  return _plain_conv(x, w, stride, padding)
+
+
+def _conv_fwd(x, w, stride, padding):
+  return _plain_conv(x, w, stride, padding), (x, w)
+
+
+def _conv_bwd(stride, padding, res, dy):
+  x, w = res
+  dx = conv_transpose(dy, w, stride, padding, x.shape[1:3])
+  return dx, _weight_grad(x, dy, w.shape, stride, padding)
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _plain_conv_transpose(h, w, stride, padding, in_hw):
+  x_struct = jax.ShapeDtypeStruct((h.shape[0], *in_hw, w.shape[2]), h.dtype)
+  adjoint = jax.linear_transpose(lambda x: _plain_conv(x, w, stride, padding), x_struct)
+  return adjoint(h)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose(h, w, stride, padding, in_hw):
+  """The adjoint of conv(., w): maps [B, *out_hw, C_out] to [B, *in_hw, C_in]."""
+  return _plain_conv_transpose(h, w, stride, padding, in_hw)
+
+
+def _conv_t_fwd(h, w, stride, padding, in_hw):
+  return _plain_conv_transpose(h, w, stride, padding, in_hw), (h, w)
+
+
+def _conv_t_bwd(stride, padding, in_hw, res, g):
+  h, w = res
+  # <g, conv_t(h; W)> = <conv(g; W), h>: both cotangents are ordinary-conv computations.
+  return conv(g, w, stride, padding), _weight_grad(g, h, w.shape, stride, padding)
+
+
+conv_transpose.defvjp(_conv_t_fwd, _conv_t_bwd)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+  """TF/Flax 'SAME' padding for one spatial dimension (symmetric for k4/s2 on even sizes,
+  i.e. PyTorch's padding=1)."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def upsample_padding(out_size: int, kernel: int, stride: int) -> Tuple[int, int]:
+  """Padding of the convolution out_size -> out_size/stride whose adjoint upsamples x stride."""
+  return same_padding(out_size, kernel, stride)

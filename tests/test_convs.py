@@ -1,0 +1,72 @@
+"""The fast convolutions equal XLA's, to first and second order."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxgan.models import convs
+
+KEY = jax.random.PRNGKey(0)
+X = jax.random.normal(KEY, (4, 8, 8, 3))
+W = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 3, 5)) * 0.2
+PAD, S = ((1, 1), (1, 1)), (2, 2)
+
+
+def ref_conv(x, w):
+  return lax.conv_general_dilated(x, w, S, PAD, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def ref_conv_t(h, w):
+  return jax.vjp(lambda v: ref_conv(v, w), jnp.zeros((h.shape[0], 8, 8, 3)))[1](h)[0]
+
+
+def close(a, b, tol=1e-5):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
+
+
+def test_forward_and_adjointness():
+  close(convs.conv(X, W, S, PAD), ref_conv(X, W))
+  h = jax.random.normal(KEY, (4, 4, 4, 5))
+  y = convs.conv_transpose(h, W, S, PAD, (8, 8))
+  close(y, ref_conv_t(h, W))
+  # <g, conv_t(h)> = <conv(g), h>
+  g = jax.random.normal(jax.random.PRNGKey(3), (4, 8, 8, 3))
+  assert float(jnp.vdot(g, y)) == pytest.approx(float(jnp.vdot(convs.conv(g, W, S, PAD), h)),
+                                                rel=1e-5)
+
+
+def test_first_order_gradients():
+  f = lambda c: (lambda x, w: jnp.sum(jnp.sin(c(x, w))))
+  close(jax.grad(f(lambda x, w: convs.conv(x, w, S, PAD)), (0, 1))(X, W),
+        jax.grad(f(ref_conv), (0, 1))(X, W))
+  h = jax.random.normal(KEY, (4, 4, 4, 5))
+  close(jax.grad(f(lambda h, w: convs.conv_transpose(h, w, S, PAD, (8, 8))), (0, 1))(h, W),
+        jax.grad(f(ref_conv_t), (0, 1))(h, W))
+
+
+def test_second_order_gradient_penalty_style():
+  def gp(conv_fn, w):
+    gx = jax.grad(lambda v: jnp.sum(jnp.tanh(conv_fn(v, w)) ** 2))(X)
+    return jnp.sum((jnp.sqrt(jnp.sum(gx ** 2, axis=(1, 2, 3))) - 1) ** 2)
+  close(jax.grad(lambda w: gp(lambda v, w: convs.conv(v, w, S, PAD), w))(W),
+        jax.grad(lambda w: gp(ref_conv, w))(W), tol=1e-4)
+
+
+@pytest.mark.parametrize("size,k,s,want", [(64, 4, 2, (1, 1)), (28, 4, 2, (1, 1)),
+                                           (28, 4, 1, (1, 2)), (7, 3, 1, (1, 1))])
+def test_same_padding_matches_tf(size, k, s, want):
+  assert convs.same_padding(size, k, s) == want
+
+
+def test_layers_shapes():
+  from flax import nnx
+  from jaxgan.models.layers import Conv2D, ConvTranspose2D
+  c = Conv2D(3, 8, 4, stride=2, rngs=nnx.Rngs(0))
+  t = ConvTranspose2D(8, 3, 4, stride=2, rngs=nnx.Rngs(0))
+  stem = ConvTranspose2D(16, 8, 4, padding="VALID", rngs=nnx.Rngs(0))
+  assert c(X).shape == (4, 4, 4, 8)
+  assert t(c(X)).shape == (4, 8, 8, 3)
+  assert stem(jnp.ones((2, 1, 1, 16))).shape == (2, 4, 4, 8)
+  assert t.kernel.value.shape == (4, 4, 3, 8)  # the kernel of the conv it is the adjoint of
