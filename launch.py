@@ -24,7 +24,30 @@ flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best'
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
+flags.DEFINE_string("coordinator_address", None, "Multi-process runs: host:port of process 0 "
+                    "(jax.distributed). Leave unset on SLURM/TPU/MPI clusters and pass "
+                    "--distributed to let JAX detect them.")
+flags.DEFINE_integer("num_processes", None, "Multi-process runs: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with the "
+                  "cluster's auto-detected settings (SLURM, TPU pods, Open MPI, ...).")
 flags.mark_flags_as_required(["workdir"])
+
+
+def init_distributed():
+  """jax.distributed.initialize from the flags or the cluster environment."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.coordinator_address:
+    kwargs = dict(coordinator_address=FLAGS.coordinator_address,
+                  num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+  elif FLAGS.distributed:
+    kwargs = {}
+  else:
+    return
+  if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+    # CPU processes exchange gradients through gloo (harmless on GPU/TPU backends).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
 
 
 def main(argv):
@@ -32,6 +55,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
+  init_distributed()
   from jaxgan import sampling, train  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
   if FLAGS.mode == "train":

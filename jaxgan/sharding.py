@@ -7,7 +7,6 @@ the gradient all-reduce and computes BatchNorm statistics over the global batch.
 from __future__ import annotations
 
 import jax
-import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 
@@ -41,14 +40,17 @@ def check_batch_size(batch_size: int, mesh) -> None:
 
 
 def put_batch(batch: dict, mesh, batch_axis: int = 1) -> dict:
-  """Places a host batch (the same global batch on every process) on the mesh."""
+  """Places this process's part of the global batch on the mesh.
+
+  One process: `batch` is the whole global batch. Several: each passes its local part
+  (B / process_count examples along `batch_axis`), and the global array is assembled
+  from the parts with jax.make_array_from_process_local_data."""
   sharding = batch_sharding(mesh, batch_axis)
   if jax.process_count() == 1:
     return {k: jax.device_put(v, sharding) for k, v in batch.items()}
   out = {}
   for k, v in batch.items():
-    n = v.shape[batch_axis] // jax.process_count()
-    lo = jax.process_index() * n
-    local = np.take(v, np.arange(lo, lo + n), axis=batch_axis)
-    out[k] = jax.make_array_from_process_local_data(sharding, local, v.shape)
+    shape = list(v.shape)
+    shape[batch_axis] *= jax.process_count()
+    out[k] = jax.make_array_from_process_local_data(sharding, v, tuple(shape))
   return out

@@ -67,6 +67,18 @@ def _first_nonfinite(window):
   return None
 
 
+def _stop_requested(pre, step: int, every: int) -> bool:
+  """Whether to stop after `step`. One process: as soon as a signal arrived. Several: all
+  processes must stop at the same step, so they agree every `every` steps."""
+  if jax.process_count() == 1:
+    return pre.signal is not None
+  if step % every:
+    return False
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  flags = multihost_utils.process_allgather(np.array(pre.signal is not None))
+  return bool(np.any(flags))
+
+
 class _Preemption:
   """Turns SIGTERM/SIGINT into a flag checked at step boundaries."""
 
@@ -140,17 +152,22 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   os.makedirs(workdir, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.data.batch_size, mesh)
-  data = data_lib.load(config.data)
+  procs = (jax.process_index(), jax.process_count())
+  data = data_lib.load(config.data, *procs)
   _say(f"Data {data.name}: {len(data.images)} images of {data.image_shape}, "
        f"{data.num_classes} classes; {mesh.devices.size} device(s) "
        f"({jax.devices()[0].platform})")
   gan, state = setup(config, data)
   step_fn = ts.make_train_step(gan, config)  # validates loss/penalty/model first
-  batches = data_lib.Batches(data, config.data.batch_size, config.train.n_critic, config.seed)
+  batches = data_lib.Batches(data, config.data.batch_size, config.train.n_critic, config.seed,
+                             *procs)
   repl = sharding.replicated(mesh)
   state = jax.device_put(state, repl)
 
   evaluator = None
+  if config.eval.every and jax.process_count() > 1:
+    raise ValueError("Evaluation during multi-process training is not supported: set "
+                     "config.eval.every=0 and run --mode eval on the checkpoints afterwards.")
   if config.eval.every:
     from jaxgan.eval.evaluate import Evaluator  # pylint: disable=g-import-not-at-top
     evaluator = Evaluator(config, data, log=_say)
@@ -182,10 +199,11 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   gen = sampling.generator_fn(gan)
 
   def sample_grid(st, step):
-    if not _is_main():
-      return
+    # Every process runs G (the state is a global array); process 0 writes the PNG.
     imgs = visualize.to_uint8(gen(state_lib.sampling_params(st), st.g.stats, fixed_z,
                                   fixed_labels))
+    if not _is_main():
+      return
     ncol = gan.num_classes if fixed_labels is not None else config.sample.grid_cols or None
     visualize.save_grid(imgs, os.path.join(workdir, "samples", f"step_{step:07d}.png"), ncol)
 
@@ -266,7 +284,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
     evaluated[step] = result
     return result
 
-  if start == 0 and _is_main():
+  if start == 0:
     sample_grid(state, 0)
   preempted = None
   try:
@@ -287,9 +305,9 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
           result = evaluate(state, done)
         if (done % config.train.checkpoint_every == 0 or result is not None) and done != total:
           save(state, done, result)
-        if pre.signal is not None:
-          preempted = pre.signal
-          _say(f"Signal {pre.signal}: saving a checkpoint at step {done} and exiting.")
+        if _stop_requested(pre, done, config.train.log_every):
+          preempted = pre.signal or signal.SIGTERM
+          _say(f"Signal {preempted}: saving a checkpoint at step {done} and exiting.")
           break
       flush(int(state.step))
       if int(state.step) != last_saved:

@@ -17,16 +17,18 @@ from jaxgan.data.sources import ImageData
 class EpochSampler:
   """Indices of global batch b for a dataset of `num_examples` examples."""
 
-  def __init__(self, num_examples: int, batch_size: int, seed: int):
+  def __init__(self, num_examples: int, batch_size: int, seed: int, stream: int = 0):
     if batch_size < 1 or num_examples < batch_size:
       raise ValueError(f"Cannot draw batches of {batch_size} from {num_examples} examples.")
     self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+    self.stream = stream
     self.batches_per_epoch = num_examples // batch_size
     self._cache = (None, None)
 
   def permutation(self, epoch: int) -> np.ndarray:
     if self._cache[0] != epoch:
-      gen = np.random.default_rng([self.seed, rng.stream_id("data_order"), epoch])
+      gen = np.random.default_rng([self.seed, rng.stream_id("data_order"), epoch]
+                                  + ([self.stream] if self.stream else []))
       self._cache = (epoch, gen.permutation(self.num_examples))
     return self._cache[1]
 
@@ -39,12 +41,20 @@ class Batches:
   """The real batches the train step consumes, as host numpy arrays.
 
   `for_step(s)` returns {"images": uint8[k, B, H, W, C], "labels": int32[k, B]} with the
-  k = n_critic batches that generator step s uses.
+  k = n_critic batches that generator step s uses. With several processes, each holds its
+  own data shard and draws its B / process_count examples of every global batch from it,
+  in an order of its own (seed, epoch, process); one process reproduces the
+  single-process stream exactly.
   """
 
-  def __init__(self, data: ImageData, batch_size: int, n_critic: int, seed: int):
+  def __init__(self, data: ImageData, batch_size: int, n_critic: int, seed: int,
+               process_index: int = 0, process_count: int = 1):
+    if batch_size % process_count:
+      raise ValueError(f"config.data.batch_size={batch_size} must be divisible by the "
+                       f"{process_count} processes.")
     self.data, self.n_critic = data, n_critic
-    self.sampler = EpochSampler(len(data.images), batch_size, seed)
+    stream = process_index + 1 if process_count > 1 else 0
+    self.sampler = EpochSampler(len(data.images), batch_size // process_count, seed, stream)
 
   def batch(self, b: int) -> dict:
     idx = self.sampler.indices(b)

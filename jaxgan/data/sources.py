@@ -216,18 +216,39 @@ def load_folder(folder: str, image_size: int, channels: int, max_examples: int =
                    f"folder:{root.name}", tuple(classes) if labelled else ())
 
 
-def load(data_cfg) -> ImageData:
-  """The dataset named by `config.data`: folder if set, else TFDS name, else embedded."""
+def shard(data: ImageData, index: int, count: int) -> ImageData:
+  """The index-th of `count` contiguous, disjoint shards that together cover `data`
+  (the split of tfds.even_splits)."""
+  n = len(data.images)
+  lo, hi = n * index // count, n * (index + 1) // count
+  return ImageData(data.images[lo:hi], None if data.labels is None else data.labels[lo:hi],
+                   data.num_classes, data.name, data.class_names)
+
+
+def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
+  """The dataset named by `config.data`: folder if set, else TFDS name, else embedded.
+
+  With several processes, each one reads only its own shard: a `tfds.even_splits` part
+  of the TFDS split, or a contiguous part of the embedded data or folder."""
   size, ch, n = data_cfg.image_size, data_cfg.channels, data_cfg.max_examples
+  sharded = False
   if data_cfg.folder:
     data = load_folder(data_cfg.folder, size, ch, n)
   elif data_cfg.name:
-    data = load_tfds(data_cfg.name, data_cfg.split, data_cfg.data_dir, size, ch,
+    split = data_cfg.split
+    if process_count > 1 and not n:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      split, sharded = tfds.even_splits(split, process_count)[process_index], True
+    data = load_tfds(data_cfg.name, split, data_cfg.data_dir, size, ch,
                      image_key=data_cfg.image_key, label_key=data_cfg.label_key,
                      download=data_cfg.download, max_examples=n)
   else:
     data = load_embedded(size, ch, n)
-  if len(data.images) < data_cfg.batch_size:
-    raise ValueError(f"{data.name} has {len(data.images)} images, fewer than one batch "
-                     f"(config.data.batch_size={data_cfg.batch_size}).")
+  if process_count > 1 and not sharded:
+    data = shard(data, process_index, process_count)
+  local_batch = data_cfg.batch_size // process_count
+  if len(data.images) < local_batch:
+    raise ValueError(f"{data.name} has {len(data.images)} images per process, fewer than one "
+                     f"batch (config.data.batch_size={data_cfg.batch_size} over "
+                     f"{process_count} process(es)).")
   return data
