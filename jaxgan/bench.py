@@ -1,0 +1,248 @@
+"""Benchmarks (never tests): the training step against the PyTorch and Keras peers, the
+input pipeline, and scaling over devices. Prints one JSON record per measurement in the
+peers' format (../shared/bench/peers/common.py).
+
+  python -m jaxgan.bench --model wgan_gp28 [--seconds 5]
+  python -m jaxgan.bench --all --peers            # + torch eager/compile, Keras graph/XLA
+  python -m jaxgan.bench --data                   # input pipeline, images/s to the device
+  python -m jaxgan.bench --devices 1,2,4,8 --model mlp_gan   # forced host devices
+
+The pinned models (../shared/bench/MODELS.md) are built from the project's own configs and
+modules; only the optimizer settings are pinned (Adam 2e-4, betas (0.5, 0.999), eps 1e-8).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers")
+MODELS = ("mlp_gan", "wgan_gp28", "dcgan64", "wgan_gp64")
+
+
+def pinned_config(model: str):
+  """The project config that is the pinned benchmark model `model`."""
+  sys.path.insert(0, ROOT)
+  from configs import dcgan, gan, wgan_gp  # pylint: disable=g-import-not-at-top
+  c = {"mlp_gan": lambda: gan.get_config("mnist_a"),
+       "wgan_gp28": lambda: wgan_gp.get_config(),
+       "dcgan64": lambda: dcgan.get_config(),
+       "wgan_gp64": lambda: wgan_gp.get_config("gray64")}[model]()
+  for net in ("g", "d"):
+    c.optim[net].name, c.optim[net].lr = "adam", 2e-4
+    c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 0.5, 0.999, 1e-8
+  c.labels.noise = 0.0  # the peers use plain 0/1 targets
+  c.d_loss_average = False
+  return c
+
+
+def _common(peers_dir: str):
+  path = os.path.abspath(peers_dir)
+  if not os.path.exists(os.path.join(path, "common.py")):
+    raise FileNotFoundError(
+        f"The benchmark harness {os.path.join(path, 'common.py')} is missing: it ships in "
+        "../shared/bench/peers beside the project; pass --peers-dir DIR to point at it.")
+  sys.path.insert(0, path)
+  import common  # pylint: disable=g-import-not-at-top
+  return common
+
+
+def versions():
+  import flax, jax, jaxlib, numpy, optax  # pylint: disable=g-import-not-at-top,multiple-imports
+  return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+          "optax": optax.__version__, "numpy": numpy.__version__,
+          "device": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,
+          "device_count": jax.device_count()}
+
+
+def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: float,
+                num_devices: int = 0, log=None):
+  """Times the real jit-compiled train step of `model` on in-memory random data."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxgan import sharding, state as state_lib, train_step  # pylint: disable=g-import-not-at-top
+  c = pinned_config(model)
+  spec = common.MODELS[model]
+  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  mesh = sharding.make_mesh(num_devices)
+  gan, state = state_lib.create(c, shape, 0)
+  g_ref, d_ref = common.model_summary(model)
+  got = (state_lib.count_params(state.g.params), state_lib.count_params(state.d.params))
+  if got != (g_ref["params"], d_ref["params"]):
+    raise AssertionError(f"{model}: parameter counts {got} differ from the pinned "
+                         f"{(g_ref['params'], d_ref['params'])}")
+  repl = sharding.replicated(mesh)
+  box = [jax.device_put(state, repl)]
+  step_fn = jax.jit(train_step.make_train_step(gan, c),
+                    in_shardings=(repl, sharding.batch_sharding(mesh)),
+                    out_shardings=(repl, repl), donate_argnums=0)
+  gen = np.random.default_rng(0)
+  pool = [sharding.put_batch({"images": gen.integers(
+      0, 256, (c.train.n_critic, spec["batch"], *shape), dtype=np.uint8)}, mesh)
+          for _ in range(8)]
+  it = [0, None]
+
+  def step():
+    box[0], it[1] = step_fn(box[0], pool[it[0] % 8])
+    it[0] += 1
+
+  def sync():
+    jax.block_until_ready(it[1])
+    float(it[1]["g_loss"])
+
+  t0 = time.perf_counter()
+  step()
+  sync()
+  compile_first = time.perf_counter() - t0
+  res = common.bench(step, sync, seconds=seconds, repeats=repeats, warmup_s=warmup_s, log=log)
+  res["first_iter_s"] = compile_first
+  losses = {k: float(v) for k, v in it[1].items() if k.endswith("_loss")}
+  return common.make_record(
+      "jax_jit", "jax/flax", versions(), model, res,
+      extra={"final_losses": losses, "losses_finite": all(np.isfinite(list(losses.values()))),
+             "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
+
+
+PEERS = (("torch_eager", "torch_peers.py", ["--peer", "eager"], "TORCH_PYTHON", ".venv-torch"),
+         ("torch_compile", "torch_peers.py", ["--peer", "compile"], "TORCH_PYTHON", ".venv-torch"),
+         ("keras_graph", "keras_peers.py", ["--peer", "graph"], "TF_PYTHON", ".venv-tf"),
+         ("keras_xla", "keras_peers.py", ["--peer", "xla"], "TF_PYTHON", ".venv-tf"))
+
+
+def _peer_python(env_var: str, venv: str, peers_dir: str):
+  for cand in (os.environ.get(env_var), os.path.join(peers_dir, venv, "bin", "python"),
+               os.path.join(ROOT, venv, "bin", "python")):
+    if cand and os.path.exists(cand):
+      return cand
+  return None
+
+
+def run_peers(model: str, peers_dir: str, seconds: float, log):
+  """Runs each peer on `model` in a child process, one after another."""
+  out = []
+  for name, script, args, env_var, venv in PEERS:
+    py = _peer_python(env_var, venv, peers_dir)
+    if py is None:
+      log(f"peer {name}: skipped, no interpreter (set {env_var} or create "
+          f"{os.path.join(peers_dir, venv)}; see the peers' README)")
+      continue
+    cmd = [py, script, "--model", model, "--seconds", str(seconds), "--quiet", *args]
+    r = subprocess.run(cmd, cwd=peers_dir, capture_output=True, text=True)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if r.returncode != 0 or not lines:
+      log(f"peer {name} failed: {r.stderr[-2000:]}")
+      continue
+    out.append(json.loads(lines[-1]))
+  return out
+
+
+def bench_data(seconds: float, data_dir: str, log):
+  """Images/s delivered to the device by the batch stream (host gather + transfer)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxgan import data as data_lib, sharding  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, ROOT)
+  from configs import default  # pylint: disable=g-import-not-at-top
+  mesh = sharding.make_mesh()
+  records = []
+  for name, ddir, size in (("", "", 28), ("fashion_mnist", data_dir, 28), ("", "", 64)):
+    c = default.get_config().data
+    c.name, c.data_dir, c.image_size, c.batch_size = name, ddir, size, 128
+    try:
+      t0 = time.perf_counter()
+      data = data_lib.load(c)
+      load_s = time.perf_counter() - t0
+    except (FileNotFoundError, ValueError) as e:
+      log(f"data {name}: skipped ({e})")
+      continue
+    batches = data_lib.Batches(data, 128, 1, 0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+      b = sharding.put_batch(batches.for_step(n), mesh)
+      n += 1
+    jax.block_until_ready(b)
+    dt = time.perf_counter() - t0
+    records.append({"kind": "input_pipeline", "dataset": data.name, "image_size": size,
+                    "images": len(data.images), "load_and_decode_s": round(load_s, 2),
+                    "batches_per_s": n / dt, "images_per_s": n * 128 / dt})
+  return records
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument("--model", choices=MODELS)
+  p.add_argument("--all", action="store_true", help="all four pinned models")
+  p.add_argument("--seconds", type=float, default=5.0, help="minimum length of a repeat")
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--warmup-seconds", type=float, default=10.0)
+  p.add_argument("--peers", action="store_true", help="also run the PyTorch/Keras peers")
+  p.add_argument("--peers-dir", default=DEFAULT_PEERS)
+  p.add_argument("--data", action="store_true", help="benchmark the input pipeline")
+  p.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data",
+                                                    "tensorflow_datasets"))
+  p.add_argument("--devices", default="", help="e.g. 1,2,4,8: one child process per count "
+                 "with that many forced host devices")
+  p.add_argument("--num-devices", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--out", default="", help="append the JSON records to this file")
+  args = p.parse_args(argv)
+  log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
+  records = []
+
+  def emit(rec):
+    records.append(rec)
+    line = json.dumps(rec)
+    print(line, flush=True)
+    if args.out:
+      with open(args.out, "a") as f:
+        f.write(line + "\n")
+
+  if args.data:
+    for rec in bench_data(args.seconds, args.data_dir, log):
+      emit(rec)
+    return 0
+  models = MODELS if args.all else ([args.model] if args.model else [])
+  if not models:
+    p.error("pass --model NAME, --all or --data")
+  if args.devices:
+    for n in [int(x) for x in args.devices.split(",")]:
+      env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+      for m in models:
+        cmd = [sys.executable, "-m", "jaxgan.bench", "--model", m, "--seconds",
+               str(args.seconds), "--repeats", str(args.repeats), "--warmup-seconds",
+               str(args.warmup_seconds), "--num-devices", str(n), "--peers-dir", args.peers_dir]
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        line = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        if r.returncode or not line:
+          log(f"{m} on {n} devices failed: {r.stderr[-2000:]}")
+          continue
+        emit(json.loads(line[-1]))
+    rows = [(r["model"], r["num_devices"], r["img_per_s_median"]) for r in records]
+    for m, n, ips in rows:
+      print(f"# {m}: {n} device(s): {ips:.1f} images/s", file=sys.stderr)
+    return 0
+  common = _common(args.peers_dir)
+  for m in models:
+    log(f"{m}: jaxgan")
+    emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
+                     args.num_devices, log=log))
+    if args.peers:
+      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log):
+        emit(rec)
+  if args.peers:
+    print("\n| model | peer | s/iter (median) | jaxgan speed-up |", file=sys.stderr)
+    print("|---|---|---:|---:|", file=sys.stderr)
+    for m in models:
+      mine = [r for r in records if r["model"] == m and r["peer"] == "jax_jit"][0]
+      for r in records:
+        if r["model"] == m:
+          ratio = r["s_per_iter_median"] / mine["s_per_iter_median"]
+          print(f"| {m} | {r['peer']} | {r['s_per_iter_median']:.4f} | {ratio:.2f}x |",
+                file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
