@@ -81,6 +81,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.sample_every = 1000
   c.train.checkpoint_every = 1000
   c.train.progress = True
+  c.train.tensorboard = True   # also write TensorBoard event files (DIR/tensorboard)
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 3

@@ -22,6 +22,7 @@ from absl import logging
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import rng, sampling, sharding, state as state_lib, train_step as ts, visualize
+from jaxgan.writers import MetricWriter
 
 # Fields that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.sample_every",
@@ -59,7 +60,8 @@ class NonFiniteError(FloatingPointError):
 def _first_nonfinite(window):
   """(step, what) of the first step in a window of metrics with a non-finite value."""
   for step, m in window:
-    bad = sorted(k for k, v in m.items() if k != "params_finite" and not np.isfinite(v))
+    bad = sorted(k for k, v in m.items()
+                 if k != "params_finite" and not np.all(np.isfinite(v)))
     if not bool(m.get("params_finite", True)):
       bad = ["parameters of G or D"] + bad
     if bad:
@@ -198,16 +200,24 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
                                                rng.stream(root, "fixed_noise"))
   gen = sampling.generator_fn(gan)
 
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  writer = MetricWriter(workdir, tensorboard=config.train.tensorboard, active=_is_main())
+
+  grid_steps = set()
+
   def sample_grid(st, step):
     # Every process runs G (the state is a global array); process 0 writes the PNG.
+    if step in grid_steps:
+      return
+    grid_steps.add(step)
     imgs = visualize.to_uint8(gen(state_lib.sampling_params(st), st.g.stats, fixed_z,
                                   fixed_labels))
     if not _is_main():
       return
     ncol = gan.num_classes if fixed_labels is not None else config.sample.grid_cols or None
     visualize.save_grid(imgs, os.path.join(workdir, "samples", f"step_{step:07d}.png"), ncol)
+    writer.image(step, "samples/fixed_noise", visualize.grid(imgs, ncol))
 
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   total = int(config.train.steps)
   start = int(state.step)
   window = []          # (step, device metrics) since the last log line
@@ -238,16 +248,19 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
     if not window:
       return
     now = time.perf_counter()
-    row = {"step": step, "epoch": round(batches.epoch_of_step(step), 4)}
-    for k in window[-1][1]:
-      if k != "params_finite":
+    row = {"epoch": round(batches.epoch_of_step(step), 4)}
+    last = window[-1][1]
+    for k in last:
+      if k != "params_finite" and not k.startswith("hist_"):
         row[k] = float(np.mean([m[k] for _, m in window]))
     row["steps_per_s"] = (step - steps_last) / max(now - t_last, 1e-9)
+    row["lr_g"], row["lr_d"] = config.optim.g.lr, config.optim.d.lr
     t_last, steps_last = now, step
     window = []
+    writer.row(step, row)
+    writer.histograms(step, {"d_output/real": last["hist_d_real"],
+                             "d_output/fake": last["hist_d_fake"]})
     if _is_main():
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
       if progress is not None:
         keys = [k for k in row if k.endswith("_loss")][:3] + ["d_x", "d_g_z"]
         progress.set_postfix({k: f"{row[k]:.3f}" for k in keys if k in row}, refresh=False)
@@ -275,9 +288,8 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
     images = sampling.generate(gan, st, config.eval.num_samples,
                                rng.stream(root, "eval"), eval_labels)
     result = evaluator(images)
-    if _is_main():
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps({"step": step, **result}) + "\n")
+    writer.row(step, {f"eval/{k}" if isinstance(v, (int, float)) else k: v
+                      for k, v in result.items()})
     _say(f"step {step}: FD {result['fd']:.3f}, KID {result['kid_mean']:.5f}"
          + (f", classes covered {result['classes_covered']}" if "classes_covered" in result
             else ""))
@@ -320,6 +332,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
   finally:
     if progress is not None:
       progress.close()
+    writer.close()
     ckpt.close()
   if _is_main() and not preempted:
     visualize.plot_metrics(metrics_path, os.path.join(workdir, "losses.png"))

@@ -124,6 +124,7 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
     if penalty.project is not None:
       params = penalty.project(params, clip_value)
     m = {names[0]: total, names[1]: adv, "d_grad_norm": optax.global_norm(grads),
+         "hist_d_real": rl, "hist_d_fake": fl,  # D outputs, for histograms
          "d_x": jnp.mean(jax.nn.sigmoid(rl) if loss.probabilistic else rl),
          "d_g_z": jnp.mean(jax.nn.sigmoid(fl) if loss.probabilistic else fl),
          "d_real_acc": _accuracy(rl, True, threshold),
@@ -185,11 +186,12 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
       for i in range(n_critic):
         carry, m = critic_iter(carry, i, images[i], None if labels is None else labels[i])
         ms.append(m)
-      d_metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
+      d_metrics = {k: ms[-1][k] if k.startswith("hist_")
+                   else jnp.mean(jnp.stack([m[k] for m in ms])) for k in ms[0]}
     else:
       xs = (jnp.arange(n_critic), images, labels)
       carry, ms = jax.lax.scan(lambda c, a: critic_iter(c, *a), (d, g.stats), xs)
-      d_metrics = jax.tree.map(jnp.mean, ms)
+      d_metrics = {k: v[-1] if k.startswith("hist_") else jnp.mean(v) for k, v in ms.items()}
     d, g_stats = carry
     g = g.replace(stats=g_stats)
     g, d_stats, g_metrics = g_update(g, d, images[-1], None if labels is None else labels[-1],

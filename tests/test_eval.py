@@ -81,11 +81,11 @@ def test_eval_during_training_keeps_the_best_checkpoint(tmp_path):
                                "train.checkpoint_every": 100})
   train.train_and_evaluate(c, wd)
   rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
-  evals = [r for r in rows if "fd" in r]
+  evals = [r for r in rows if "eval/fd" in r]
   assert [r["step"] for r in evals] == [3, 6, 9]
   for r in evals:
-    assert r["fd"] >= 0 and "kid_mean" in r and len(r["class_histogram"]) == 10
-  best = min(evals, key=lambda r: r["fd"])["step"]
+    assert r["eval/fd"] >= 0 and "eval/kid_mean" in r and len(r["class_histogram"]) == 10
+  best = min(evals, key=lambda r: r["eval/fd"])["step"]
   kept = sorted(int(d) for d in os.listdir(os.path.join(wd, "checkpoints")))
   assert kept == sorted({best, 9})  # last 1 plus the best by FD
   _, _, state = train.restore_for_sampling(wd, "best")

@@ -147,3 +147,14 @@ def test_dcgan_on_a_folder_of_images(tmp_path):
   assert len(rows) == 2 and all(np.isfinite(r["d_loss"]) for r in rows)
   _, gan, restored = train.restore_for_sampling(str(tmp_path / "run"))
   assert gan.image_shape == (64, 64, 1)
+
+
+def test_tensorboard_holds_scalars_images_and_histograms(tmp_path):
+  from jaxgan.writers import read_tensorboard
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  tags = read_tensorboard(str(tmp_path / "tensorboard"))
+  for tag in ("d_loss", "g_loss", "d_x", "d_g_z", "steps_per_s", "lr_g", "lr_d",
+              "samples/fixed_noise", "d_output/real", "d_output/fake"):
+    assert tag in tags, (tag, sorted(tags))
+  assert [s for s, _ in tags["g_loss"]] == [2, 4, 6]
+  assert [s for s, _ in tags["samples/fixed_noise"]] == [0, 3, 6]
