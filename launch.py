@@ -16,8 +16,9 @@ config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with an argument: configs/gan.py:fashion. "
     "Override any field with --config.FIELD=VALUE.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
-flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"],
-                  "train (or resume); sample: export generated images; eval: all metrics.")
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "latent", "report"],
+                  "train (or resume); sample: export generated images; eval: all metrics; "
+                  "latent: interpolations and class grids; report: DIR/report.html.")
 flags.DEFINE_integer("num_samples", 10_000, "sample/eval modes: how many images to generate.")
 flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best' (by the "
                     "evaluation metric) or a step number.")
@@ -69,6 +70,15 @@ def main(argv):
                           FLAGS.labels)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
+  elif FLAGS.mode == "latent":
+    from jaxgan import latent  # pylint: disable=g-import-not-at-top
+    _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
+    label = None if FLAGS.labels in ("", "even", "all") else int(FLAGS.labels)
+    for path in latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label).values():
+      print(f"Wrote {path}")
+  elif FLAGS.mode == "report":
+    from jaxgan import report  # pylint: disable=g-import-not-at-top
+    print(f"Wrote {report.build(workdir)}")
   else:
     result = train.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
                                        FLAGS.sample_seed)
