@@ -25,6 +25,12 @@ flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best'
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
+flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
+                  "function, one workdir each under --workdir, then write sweep.csv/.md.")
+flags.DEFINE_string("seeds", "", "train: repeat the config over these seeds, e.g. 0,1,2,3.")
+flags.DEFINE_bool("population", False, "with --sweep/--seeds: train all trials together in "
+                  "one vmapped program (trials may differ only in seed and scalar "
+                  "hyperparameters).")
 flags.DEFINE_string("coordinator_address", None, "Multi-process runs: host:port of process 0 "
                     "(jax.distributed). Leave unset on SLURM/TPU/MPI clusters and pass "
                     "--distributed to let JAX detect them.")
@@ -62,6 +68,19 @@ def main(argv):
   if FLAGS.mode == "train":
     if FLAGS.config is None:
       raise app.UsageError("--config is required to train, e.g. --config configs/gan.py")
+    if FLAGS.sweep or FLAGS.seeds:
+      from jaxgan import sweep  # pylint: disable=g-import-not-at-top
+      trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
+                sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
+      if FLAGS.population:
+        from jaxgan import population  # pylint: disable=g-import-not-at-top
+        population.train_population(FLAGS.config, trials, workdir)
+      else:
+        sweep.run_sequential(FLAGS.config, trials, workdir)
+      sweep.summarize(workdir, trials)
+      return
+    if FLAGS.population:
+      raise app.UsageError("--population needs --sweep or --seeds.")
     state = train.train_and_evaluate(FLAGS.config, workdir)
     print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
   elif FLAGS.mode == "sample":

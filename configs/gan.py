@@ -49,3 +49,10 @@ def get_config(variant: str = "fashion"):
   else:
     raise ValueError(f"Unknown gan.py variant {variant!r}; valid: fashion, mnist_a, mnist_b.")
   return c
+
+
+def sweep():
+  """`--sweep`: learning rates x seeds (all population-compatible: add --population)."""
+  from jaxgan import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  return sweep_lib.product(**{"optim.g.lr": [1e-4, 2e-4], "optim.d.lr": [1e-4, 2e-4],
+                              "seed": [0, 1, 2]})

@@ -53,3 +53,10 @@ def get_config(variant: str = "default"):
   else:
     raise ValueError(f"Unknown wgan_gp.py variant {variant!r}; valid: default, celeba64, gray64.")
   return c
+
+
+def sweep():
+  """`--sweep`: critic learning rate x gradient-penalty weight x seeds."""
+  from jaxgan import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  return sweep_lib.product(**{"optim.d.lr": [1e-4, 2e-4], "penalty_weight": [5.0, 10.0],
+                              "seed": [0, 1]})

@@ -104,14 +104,15 @@ def label_targets(key: Array, batch: int, *, smoothing: float = 0.0, noise: floa
   smoothing: one-sided label smoothing, real target 1 - s (Salimans et al. 2016).
   noise: real 1 + noise * U(0,1), fake 0 - noise * U(0,1), as in the DCGAN/LEGO tutorial.
   flip: probability that an example's real/fake targets are swapped.
+
+  The three may be traced arrays (one value per member of a population); with all three at
+  0 the targets are exactly 1 and 0.
   """
-  t_real = jnp.full((batch,), 1.0 - smoothing, jnp.float32)
+  t_real = jnp.full((batch,), 1.0, jnp.float32) - smoothing
   t_fake = jnp.zeros((batch,), jnp.float32)
   k_real, k_fake, k_flip = jax.random.split(key, 3)
-  if noise:
-    t_real = t_real + noise * jax.random.uniform(k_real, (batch,))
-    t_fake = t_fake - noise * jax.random.uniform(k_fake, (batch,))
-  if flip:
-    swap = jax.random.bernoulli(k_flip, flip, (batch,))
-    t_real, t_fake = jnp.where(swap, t_fake, t_real), jnp.where(swap, t_real, t_fake)
+  t_real = t_real + noise * jax.random.uniform(k_real, (batch,))
+  t_fake = t_fake - noise * jax.random.uniform(k_fake, (batch,))
+  swap = jax.random.uniform(k_flip, (batch,)) < flip
+  t_real, t_fake = jnp.where(swap, t_fake, t_real), jnp.where(swap, t_real, t_fake)
   return t_real, t_fake

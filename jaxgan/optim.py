@@ -1,5 +1,9 @@
 """Optimizers keyed by `config.optim.{g,d}.name`: separate ones for G and D (TTUR,
-Heusel et al. 2017), each with its own learning rate and Adam betas."""
+Heusel et al. 2017), each with its own learning rate and Adam betas.
+
+Hyperparameters are injected (optax.inject_hyperparams): they live in the optimizer state
+as arrays, so a population of runs with different learning rates or betas is one
+vmapped program (jaxgan.population), and a checkpoint records them."""
 from __future__ import annotations
 
 import optax
@@ -11,19 +15,24 @@ OPTIMIZERS: Registry = Registry("optimizer", "config.optim.g.name / config.optim
 
 @OPTIMIZERS.register("adam")
 def adam(cfg):
-  return optax.adam(cfg.lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  return optax.inject_hyperparams(optax.adam)(
+      learning_rate=cfg.lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
 
 
 @OPTIMIZERS.register("rmsprop")
 def rmsprop(cfg):
   # PyTorch's RMSprop (used by the WGAN paper's code): alpha = decay 0.99, eps 1e-8
   # outside the square root.
-  return optax.rmsprop(cfg.lr, decay=cfg.decay, eps=cfg.eps, eps_in_sqrt=False)
+  return optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
+      learning_rate=cfg.lr, decay=cfg.decay, eps=cfg.eps, eps_in_sqrt=False)
 
 
 @OPTIMIZERS.register("sgd")
 def sgd(cfg):
-  return optax.sgd(cfg.lr, momentum=cfg.momentum or None)
+  if cfg.momentum:
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=cfg.lr, momentum=cfg.momentum)
+  return optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(
+      learning_rate=cfg.lr, momentum=None)
 
 
 def make(cfg) -> optax.GradientTransformation:

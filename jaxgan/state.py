@@ -33,6 +33,7 @@ class TrainState:
   g: NetState
   d: NetState
   ema: Optional[Any]   # EMA of g.params (Yazici et al. 2019) or None
+  hparams: Any = None  # scalar hyperparameters the step reads (see HPARAMS), as arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,22 @@ class GAN:
     return jax.random.randint(key, (n,), 0, self.num_classes, jnp.int32)
 
 
+# Scalar hyperparameters kept in the state as float32 arrays rather than baked into the
+# compiled step, so members of a population can differ in them (with the optimizer
+# hyperparameters, which optax.inject_hyperparams keeps in the optimizer states).
+HPARAMS = {
+    "penalty_weight": lambda c: c.penalty_weight,
+    "ema_decay": lambda c: c.ema_decay,
+    "label_smoothing": lambda c: c.labels.smoothing,
+    "label_noise": lambda c: c.labels.noise,
+    "label_flip": lambda c: c.labels.flip,
+}
+
+
+def hparams_of(config) -> dict:
+  return {k: jnp.asarray(f(config), jnp.float32) for k, f in HPARAMS.items()}
+
+
 def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   """Builds the modules and the initial state from `config` (seeded by config.seed)."""
   num_classes = num_classes if config.model.conditioning != "none" else 0
@@ -81,7 +98,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   state = TrainState(
       step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),
       g=NetState(g_params, g_stats, tx_g.init(g_params)),
-      d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema)
+      d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema,
+      hparams=hparams_of(config))
   return gan, state
 
 

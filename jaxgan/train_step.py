@@ -75,26 +75,24 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
   """Returns the (uncompiled) pure train step for `gan` under `config`."""
   loss, penalty = validate(config, gan)
   n_critic = config.train.n_critic
-  weight = float(config.penalty_weight)
   clip_value = float(config.clip_value)
   average = bool(config.d_loss_average)
-  ema_decay = float(config.ema_decay)
-  lab = config.labels
   threshold = 0.5 if config.loss == "lsgan" else 0.0
   conditional = gan.num_classes > 0
   acgan = gan.conditioning == "acgan"
   acgan_weight = float(config.model.acgan_weight)
   names = metric_names(config)
 
-  def d_update(d: NetState, g: NetState, g_stats, real_u8, labels, key):
+  def d_update(d: NetState, g: NetState, g_stats, real_u8, labels, key, hp):
     real = to_float(real_u8)
     d_labels = None if acgan else labels  # an AC-GAN discriminator does not see labels
     b = real.shape[0]
     z = gan.sample_latents(rng.stream(key, "z"), b)
     fake, g_stats = gan.generate(g.params, g_stats, z, labels, train=True)
     fake = jax.lax.stop_gradient(fake)
-    t_real, t_fake = label_targets(rng.stream(key, "targets"), b, smoothing=lab.smoothing,
-                                   noise=lab.noise, flip=lab.flip)
+    t_real, t_fake = label_targets(rng.stream(key, "targets"), b,
+                                   smoothing=hp["label_smoothing"], noise=hp["label_noise"],
+                                   flip=hp["label_flip"])
     k_drop = rng.stream(key, "dropout")
 
     def loss_fn(params):
@@ -110,7 +108,7 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
         critic = lambda v: gan.discriminate(params, stats, v, d_labels, train=True,
                                             key=jax.random.fold_in(k_drop, 2))[0]
         pen = penalty.fn(critic, real, fake, rng.stream(key, "penalty"))
-      total = adv + weight * pen
+      total = adv + hp["penalty_weight"] * pen
       cls = jnp.zeros((), jnp.float32)
       if acgan:  # Odena et al. 2017: D classifies real and generated images
         cls = (_xent(real_cls, labels) + _xent(fake_cls, labels)) / 2
@@ -174,11 +172,11 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
                        f"axis 0; got shape {images.shape}.")
     labels = batch.get("labels") if conditional else None
     key = rng.step_key(state.key, state.step)
-    g, d = state.g, state.d
+    g, d, hp = state.g, state.d, state.hparams
 
     def critic_iter(carry, i, x, y):
       d, g_stats = carry
-      d, g_stats, m = d_update(d, g, g_stats, x, y, rng.stream(key, "critic", i))
+      d, g_stats, m = d_update(d, g, g_stats, x, y, rng.stream(key, "critic", i), hp)
       return (d, g_stats), m
 
     if config.train.critic_loop == "unroll" or n_critic == 1:
@@ -199,7 +197,8 @@ def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[Tra
     d = d.replace(stats=d_stats)
     ema = state.ema
     if ema is not None:
-      ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, g.params)
+      decay = hp["ema_decay"]
+      ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, g.params)
     metrics = {**d_metrics, **g_metrics}
     metrics["d_acc"] = (metrics["d_real_acc"] + metrics["d_fake_acc"]) / 2
     metrics["params_finite"] = jnp.all(jnp.array(

@@ -1,0 +1,204 @@
+"""Seeded sweeps: trials defined in the config file, run one by one (resumable) or as a
+vmapped population, and one table at the end.
+
+A config file defines its trials with a `sweep()` function returning a list of override
+dicts, built with `product` (a grid) and `zip_` (paired lists):
+
+    def sweep():
+      return sweep_lib.product(**{"optim.d.lr": [1e-4, 2e-4], "seed": [0, 1, 2]})
+
+`launch.py --config FILE --sweep` runs them; `--seeds 0,1,2,3` repeats one config over
+seeds; `--population` trains them together in one compiled program (jaxgan.population).
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import importlib.util
+import itertools
+import json
+import math
+import os
+import re
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from jaxgan import checkpoint as ckpt_lib
+
+Trial = Dict[str, object]
+
+
+def product(**axes: Sequence) -> List[Trial]:
+  """The Cartesian grid of the given fields' values (last field varies fastest)."""
+  keys = list(axes)
+  return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] for k in keys))]
+
+
+def zip_(**axes: Sequence) -> List[Trial]:
+  """Trials pairing the i-th values of every field (all lists of one length)."""
+  lens = {len(v) for v in axes.values()}
+  if len(lens) != 1:
+    raise ValueError(f"zip_ needs lists of one length, got lengths {sorted(lens)}.")
+  return [dict(zip(axes, vals)) for vals in zip(*axes.values())]
+
+
+def seeds(values: Sequence[int]) -> List[Trial]:
+  return [{"seed": int(s)} for s in values]
+
+
+def parse_seeds(text: str) -> List[int]:
+  try:
+    return [int(s) for s in text.split(",") if s.strip()]
+  except ValueError:
+    raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2,3; got {text!r}.") from None
+
+
+def load_trials(config_path: str) -> List[Trial]:
+  """The trials of a config file's `sweep()` function."""
+  path = config_path.split(":")[0]
+  spec = importlib.util.spec_from_file_location("jaxgan_sweep_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "sweep"):
+    raise ValueError(f"{path} defines no sweep() function; add one returning a list of "
+                     "override dicts (see jaxgan/sweep.py), or use --seeds 0,1,2.")
+  trials = list(module.sweep())
+  if not trials:
+    raise ValueError(f"{path}: sweep() returned no trials.")
+  return trials
+
+
+def apply(config, overrides: Trial):
+  """A copy of `config` with dotted-field overrides; unknown fields are errors."""
+  c = config.copy_and_resolve_references()
+  for k, v in overrides.items():
+    node = c
+    parts = k.split(".")
+    for p in parts[:-1]:
+      if p not in node:
+        raise ValueError(f"Sweep field {k!r} does not exist in the config.")
+      node = node[p]
+    if parts[-1] not in node:
+      raise ValueError(f"Sweep field {k!r} does not exist in the config.")
+    node[parts[-1]] = type(node[parts[-1]])(v) if isinstance(node[parts[-1]], float) else v
+  return c
+
+
+def trial_name(overrides: Trial) -> str:
+  """A directory name that says what the trial overrides: 'optim.d.lr=0.0001,seed=2'."""
+  if not overrides:
+    return "base"
+  text = ",".join(f"{k}={v}" for k, v in overrides.items())
+  return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+def group_name(overrides: Trial) -> str:
+  return trial_name({k: v for k, v in overrides.items() if k != "seed"})
+
+
+def is_finished(workdir: str, steps: int) -> bool:
+  d = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(d):
+    return False
+  ck = ckpt_lib.Checkpointer(d, async_save=False)
+  latest = ck.latest_step()
+  ck.close()
+  return latest is not None and latest >= steps
+
+
+def run_sequential(config, trials: List[Trial], workdir: str, log=print) -> List[dict]:
+  """Trains every trial in workdir/<trial name>; finished trials are skipped and
+  unfinished ones resume from their last checkpoint."""
+  from jaxgan import train  # pylint: disable=g-import-not-at-top
+  done = []
+  for i, t in enumerate(trials):
+    c = apply(config, t)
+    wd = os.path.join(workdir, trial_name(t))
+    if is_finished(wd, c.train.steps):
+      log(f"[{i + 1}/{len(trials)}] {trial_name(t)}: finished, skipped")
+    else:
+      log(f"[{i + 1}/{len(trials)}] {trial_name(t)}")
+      train.train_and_evaluate(c, wd)
+    done.append({"trial": trial_name(t), "workdir": wd, "overrides": t})
+  return done
+
+
+def _last_rows(path: str):
+  last, last_eval = {}, {}
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        r = json.loads(line)
+        if any(k.startswith("eval/") for k in r):
+          last_eval = r
+        else:
+          last = r
+  return last, last_eval
+
+
+def summarize(workdir: str, trials: List[Trial], log=print) -> Dict[str, str]:
+  """Final metrics of every trial and mean +- std over seeds of each config, as CSV and
+  Markdown in `workdir` (printed too), and a PNG with one sample grid per trial."""
+  rows = []
+  for t in trials:
+    wd = os.path.join(workdir, trial_name(t))
+    last, last_eval = _last_rows(os.path.join(wd, "metrics.jsonl"))
+    row = {"trial": trial_name(t), "config": group_name(t), "seed": t.get("seed", ""),
+           "step": last.get("step", "")}
+    for k, v in {**last, **last_eval}.items():
+      if (k.endswith("_loss") or k.startswith("eval/") or k in ("d_x", "d_g_z")) and \
+          isinstance(v, (int, float)):
+        row[k] = v
+    rows.append(row)
+  cols = ["trial", "config", "seed", "step"] + sorted({k for r in rows for k in r} -
+                                                      {"trial", "config", "seed", "step"})
+  csv_path = os.path.join(workdir, "sweep.csv")
+  with open(csv_path, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+  metrics = cols[4:]
+  lines = ["| trial | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+  for r in rows:
+    lines.append(f"| {r['trial']} | " + " | ".join(
+        f"{r[m]:.4g}" if m in r else "" for m in metrics) + " |")
+  lines += ["", "| config (over seeds) | n | " + " | ".join(metrics) + " |",
+            "|---|---:|" + "---:|" * len(metrics)]
+  for g in dict.fromkeys(r["config"] for r in rows):
+    members = [r for r in rows if r["config"] == g]
+    cells = []
+    for m in metrics:
+      v = np.array([r[m] for r in members if m in r], np.float64)
+      cells.append(f"{v.mean():.4g} ± {v.std(ddof=1) if len(v) > 1 else 0:.2g}" if len(v) else "")
+    lines.append(f"| {g} | {len(members)} | " + " | ".join(cells) + " |")
+  md = "\n".join(lines) + "\n"
+  md_path = os.path.join(workdir, "sweep.md")
+  with open(md_path, "w") as f:
+    f.write(md)
+  log(md)
+  return {"csv": csv_path, "md": md_path, "png": _grids_png(workdir, trials)}
+
+
+def _grids_png(workdir: str, trials: List[Trial]) -> str:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  n = len(trials)
+  cols = min(4, n)
+  rows = math.ceil(n / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.5 * rows), squeeze=False)
+  for ax in axes.flat:
+    ax.axis("off")
+  for ax, t in zip(axes.flat, trials):
+    grids = sorted(glob.glob(os.path.join(workdir, trial_name(t), "samples", "step_*.png")))
+    if grids:
+      with Image.open(grids[-1]) as im:
+        ax.imshow(np.asarray(im), cmap="gray")
+    ax.set_title(trial_name(t), fontsize=7)
+  fig.tight_layout()
+  path = os.path.join(workdir, "sweep_samples.png")
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return path
