@@ -287,11 +287,13 @@ def train_and_evaluate(config, workdir: str) -> state_lib.TrainState:
     check_window()
     images = sampling.generate(gan, st, config.eval.num_samples,
                                rng.stream(root, "eval"), eval_labels)
-    result = evaluator(images)
+    result = evaluator(images, labels=eval_labels)
     writer.row(step, {f"eval/{k}" if isinstance(v, (int, float)) else k: v
                       for k, v in result.items()})
     _say(f"step {step}: FD {result['fd']:.3f}, KID {result['kid_mean']:.5f}"
          + (f", classes covered {result['classes_covered']}" if "classes_covered" in result
+            else "")
+         + (f", label accuracy {result['label_accuracy']:.3f}" if "label_accuracy" in result
             else ""))
     evaluated[step] = result
     return result
@@ -381,7 +383,7 @@ def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 
   images = sampling.generate(gan, state, num_samples,
                              rng.stream(rng.root_key(seed), "eval_mode"), labels)
   result = {"step": int(state.step), "checkpoint": which, "dataset": data.name,
-            **evaluator(images, full=True, seed=seed)}
+            **evaluator(images, labels=labels, full=True, seed=seed)}
   result.update(evaluator.memorization(images, os.path.join(workdir, "memorization.png")))
   write_json(result, os.path.join(workdir, "eval.json"))
   return result

@@ -126,3 +126,13 @@ def test_real_statistics_are_cached(tmp_path):
   b = E.real_stats(data, ex, str(tmp_path), 100)
   assert len(calls) == n and np.array_equal(a.mean, b.mean) and a.features.shape == (100, 5)
   np.testing.assert_allclose(a.mean, data.images.reshape(200, -1)[:, :5].mean(0))
+
+
+def test_label_accuracy_of_a_conditional_generator(tmp_path):
+  c = eval_config(tmp_path, **{"data.max_examples": 600, "eval.classifier_steps": 300})
+  data = sources.load_embedded(28, 1, max_examples=600)
+  ev = E.Evaluator(c, data, log=lambda m: None)
+  right = ev(data.images[:300], labels=data.labels[:300])
+  wrong = ev(data.images[:300], labels=(data.labels[:300] + 1) % 10)
+  assert right["label_accuracy"] > 0.6 and wrong["label_accuracy"] < 0.2
+  assert "label_accuracy" not in ev(data.images[:300])

@@ -101,9 +101,12 @@ def real_stats(data: ImageData, extractor: Extractor, cache_dir: str, max_featur
 
 
 def evaluate_images(fake: np.ndarray, real: RealStats, extractor: Extractor, *,
-                    full: bool = True, kid_subsets: int = 50, seed: int = 0) -> Dict[str, object]:
+                    labels: Optional[np.ndarray] = None, full: bool = True,
+                    kid_subsets: int = 50, seed: int = 0) -> Dict[str, object]:
   """All metrics of uint8 generated images against the real statistics.
 
+  With `labels` (the classes a conditional generator was asked for), `label_accuracy` is
+  the fraction of samples the classifier assigns to their requested class.
   full=False computes the cheap ones used during training (FD, KID, class coverage)."""
   feats = extractor.features(fake)
   g = M.GaussianStats(feats.shape[1]).update(feats)
@@ -112,8 +115,10 @@ def evaluate_images(fake: np.ndarray, real: RealStats, extractor: Extractor, *,
   out["kid_mean"], out["kid_std"] = M.kid(real.features, feats, num_subsets=kid_subsets,
                                           subset_size=1000, seed=seed)
   if extractor.predict is not None and extractor.num_classes:
-    out.update(M.class_coverage(extractor.predict(fake), extractor.num_classes,
-                                real.class_dist))
+    pred = extractor.predict(fake)
+    out.update(M.class_coverage(pred, extractor.num_classes, real.class_dist))
+    if labels is not None:
+      out["label_accuracy"] = float(np.mean(pred == np.asarray(labels)))
   if full:
     n = min(len(real.features), len(feats), 5000)
     out["precision"], out["recall"] = M.precision_recall(real.features[:n], feats[:n], k=3)
@@ -190,8 +195,10 @@ class Evaluator:
           "config.eval.every=0, or evaluate with another extractor (jaxgan.eval.from_flax).")
     self.real = real_stats(data, self.extractor, ev.cache_dir, ev.max_real_features)
 
-  def __call__(self, images: np.ndarray, *, full: bool = False, seed: int = 0) -> Dict[str, object]:
-    out = evaluate_images(images, self.real, self.extractor, full=full, seed=seed)
+  def __call__(self, images: np.ndarray, *, labels: Optional[np.ndarray] = None,
+               full: bool = False, seed: int = 0) -> Dict[str, object]:
+    out = evaluate_images(images, self.real, self.extractor, labels=labels, full=full,
+                          seed=seed)
     out["classifier_test_accuracy"] = self.extractor.info.get("test_accuracy")
     return out
 
