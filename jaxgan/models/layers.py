@@ -194,7 +194,26 @@ def init_kwargs(init: str, fan_in: int, *, transpose_fan_in: int | None = None) 
   return {"kernel_init": nnx.initializers.normal(0.02)}
 
 
-class Conv2D(nnx.Module):
+class _ConvParams(nnx.Module):
+  """Kernel (k, k, a, b), optional bias (out_features) and the geometry of a convolution."""
+
+  def __init__(self, kernel_shape, out_features: int, kernel_size: int, stride: int,
+               padding: str, use_bias: bool, kernel_init, bias_init, rngs: nnx.Rngs):
+    from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
+    if padding not in ("SAME", "VALID"):
+      raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}.")
+    self._convs = convs
+    kernel_init = kernel_init or nnx.initializers.lecun_normal()
+    bias_init = bias_init or nnx.initializers.zeros_init()
+    self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape))
+    self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else None
+    self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+  def _add_bias(self, y):
+    return y if self.bias is None else y + self.bias.value
+
+
+class Conv2D(_ConvParams):
   """A 2-D convolution (NHWC, kernel HWIO) on `convs.conv`: fast backward of any order.
 
   padding "SAME" (TF/Flax; symmetric for k4/s2 on even sizes, i.e. PyTorch padding=1) or
@@ -203,14 +222,9 @@ class Conv2D(nnx.Module):
   def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
                stride: int = 1, padding: str = "SAME", use_bias: bool = True,
                kernel_init=None, bias_init=None, rngs: nnx.Rngs):
-    from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
-    self._convs = convs
     k = kernel_size
-    kernel_init = kernel_init or nnx.initializers.lecun_normal()
-    bias_init = bias_init or nnx.initializers.zeros_init()
-    self.kernel = nnx.Param(kernel_init(rngs.params(), (k, k, in_features, out_features)))
-    self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else None
-    self.kernel_size, self.stride, self.padding = k, stride, padding
+    super().__init__((k, k, in_features, out_features), out_features, k, stride, padding,
+                     use_bias, kernel_init, bias_init, rngs)
 
   def __call__(self, x):
     k, s = self.kernel_size, self.stride
@@ -218,11 +232,10 @@ class Conv2D(nnx.Module):
       pad = tuple(self._convs.same_padding(n, k, s) for n in x.shape[1:3])
     else:
       pad = ((0, 0), (0, 0))
-    y = self._convs.conv(x, self.kernel.value, (s, s), pad)
-    return y if self.bias is None else y + self.bias.value
+    return self._add_bias(self._convs.conv(x, self.kernel.value, (s, s), pad))
 
 
-class ConvTranspose2D(nnx.Module):
+class ConvTranspose2D(_ConvParams):
   """The adjoint of a Conv2D (PyTorch ConvTranspose2d semantics) on `convs.conv_transpose`:
   "SAME" multiplies the size by `stride`; "VALID" maps n -> (n - 1) * stride + k.
   The kernel has the shape of the convolution it is the adjoint of: (k, k, out, in)."""
@@ -230,14 +243,9 @@ class ConvTranspose2D(nnx.Module):
   def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
                stride: int = 1, padding: str = "SAME", use_bias: bool = True,
                kernel_init=None, bias_init=None, rngs: nnx.Rngs):
-    from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
-    self._convs = convs
     k = kernel_size
-    kernel_init = kernel_init or nnx.initializers.lecun_normal()
-    bias_init = bias_init or nnx.initializers.zeros_init()
-    self.kernel = nnx.Param(kernel_init(rngs.params(), (k, k, out_features, in_features)))
-    self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else None
-    self.kernel_size, self.stride, self.padding = k, stride, padding
+    super().__init__((k, k, out_features, in_features), out_features, k, stride, padding,
+                     use_bias, kernel_init, bias_init, rngs)
 
   def __call__(self, h):
     k, s = self.kernel_size, self.stride
@@ -247,5 +255,5 @@ class ConvTranspose2D(nnx.Module):
     else:
       out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
       pad = ((0, 0), (0, 0))
-    y = self._convs.conv_transpose(h, self.kernel.value, (s, s), pad, out_hw)
-    return y if self.bias is None else y + self.bias.value
+    return self._add_bias(
+        self._convs.conv_transpose(h, self.kernel.value, (s, s), pad, out_hw))
