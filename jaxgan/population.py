@@ -58,7 +58,6 @@ def train_population(config, trials: List[Trial], workdir: str, log=print):
   check(trials)
   members = [apply(config, t) for t in trials]
   names = [trial_name(t) for t in trials]
-  m = len(members)
   os.makedirs(workdir, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.data.batch_size, mesh)

@@ -6,7 +6,7 @@ valid ones, so a typo in `--config.loss=...` fails at start-up, not after compil
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Dict, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 

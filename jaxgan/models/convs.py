@@ -16,7 +16,7 @@ ConvTranspose2d(k, s, p) is the adjoint of Conv2d(k, s, p)).
 from __future__ import annotations
 
 import functools
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import jax
 import jax.numpy as jnp
