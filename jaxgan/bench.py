@@ -6,6 +6,7 @@ peers' format (../shared/bench/peers/common.py).
   python -m jaxgan.bench --all --peers            # + torch eager/compile, Keras graph/XLA
   python -m jaxgan.bench --data                   # input pipeline, images/s to the device
   python -m jaxgan.bench --devices 1,2,4,8 --model mlp_gan   # forced host devices
+  python -m jaxgan.bench --population 8 --model wgan_gp28      # 8 vmapped runs vs 8 single
 
 The pinned models (../shared/bench/MODELS.md) are built from the project's own configs and
 modules; only the optimizer settings are pinned (Adam 2e-4, betas (0.5, 0.999), eps 1e-8).
@@ -107,6 +108,48 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
              "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
 
 
+def bench_population(model: str, members: int, common, seconds: float, repeats: int,
+                     warmup_s: float, log=None) -> dict:
+  """Throughput of `members` runs trained as one vmapped population against the same
+  runs trained one after another (one single-run step time, times `members`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxgan import population, state as state_lib, sweep, train_step  # pylint: disable=g-import-not-at-top
+  c = pinned_config(model)
+  spec = common.MODELS[model]
+  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  gen = np.random.default_rng(0)
+  times = {}
+  for n in (1, members):
+    configs = [sweep.apply(c, {"seed": i}) for i in range(n)]
+    built = [state_lib.create(m, shape, 0) for m in configs]
+    gan = built[0][0]
+    step = train_step.make_train_step(gan, c)
+    if n == 1:
+      fn, box = jax.jit(step, donate_argnums=0), [built[0][1]]
+      lead = ()
+    else:
+      fn = jax.jit(jax.vmap(step), donate_argnums=0)
+      box, lead = [population.stack([s for _, s in built])], (n,)
+    pool = [{"images": jax.device_put(gen.integers(
+        0, 256, (*lead, c.train.n_critic, spec["batch"], *shape), dtype=np.uint8))}
+            for _ in range(4)]
+    it = [0, None]
+
+    def one():
+      box[0], it[1] = fn(box[0], pool[it[0] % 4])
+      it[0] += 1
+
+    res = common.bench(one, lambda: jax.block_until_ready(it[1]), seconds=seconds,
+                       repeats=repeats, warmup_s=warmup_s, log=log)
+    times[n] = res["s_per_iter_median"]
+  return {"kind": "population", "model": model, "members": members,
+          "s_per_iter_single": times[1], "s_per_iter_population": times[members],
+          "runs_per_s_sequential": 1.0 / times[1],
+          "runs_per_s_population": members / times[members],
+          "population_speedup": members * times[1] / times[members], "versions": versions()}
+
+
 PEERS = (("torch_eager", "torch_peers.py", ["--peer", "eager"], "TORCH_PYTHON", ".venv-torch"),
          ("torch_compile", "torch_peers.py", ["--peer", "compile"], "TORCH_PYTHON", ".venv-torch"),
          ("keras_graph", "keras_peers.py", ["--peer", "graph"], "TF_PYTHON", ".venv-tf"),
@@ -186,6 +229,8 @@ def main(argv=None):
   p.add_argument("--devices", default="", help="e.g. 1,2,4,8: one child process per count "
                  "with that many forced host devices")
   p.add_argument("--num-devices", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--population", type=int, default=0,
+                 help="time N seeds as one vmapped population against N single runs")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   args = p.parse_args(argv)
   log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
@@ -224,6 +269,14 @@ def main(argv=None):
       print(f"# {m}: {n} device(s): {ips:.1f} images/s", file=sys.stderr)
     return 0
   common = _common(args.peers_dir)
+  if args.population:
+    for m in models:
+      rec = bench_population(m, args.population, common, args.seconds, args.repeats,
+                             args.warmup_seconds, log=log)
+      emit(rec)
+      print(f"# {m}: population of {args.population}: {rec['population_speedup']:.2f}x the "
+            f"throughput of {args.population} sequential runs", file=sys.stderr)
+    return 0
   for m in models:
     log(f"{m}: jaxgan")
     emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
