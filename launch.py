@@ -62,6 +62,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
+  from jaxgan import runtime  # pylint: disable=g-import-not-at-top
+  runtime.tune_host_allocator()  # before the first big host allocation
   init_distributed()
   from jaxgan import sampling, train  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))

@@ -233,6 +233,8 @@ def main(argv=None):
                  help="time N seeds as one vmapped population against N single runs")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   args = p.parse_args(argv)
+  from jaxgan import runtime  # pylint: disable=g-import-not-at-top
+  runtime.tune_host_allocator()
   log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
   records = []
 

@@ -70,3 +70,21 @@ def test_layers_shapes():
   assert t(c(X)).shape == (4, 8, 8, 3)
   assert stem(jnp.ones((2, 1, 1, 16))).shape == (2, 4, 4, 8)
   assert t.kernel.value.shape == (4, 4, 3, 8)  # the kernel of the conv it is the adjoint of
+
+
+@pytest.mark.parametrize("k,s,pad,size", [(4, 2, ((1, 1), (1, 1)), 8), (3, 2, ((0, 1), (0, 1)), 8),
+                                          (5, 2, ((2, 2), (1, 2)), 9), (4, 1, ((0, 0), (0, 0)), 4),
+                                          (3, 3, ((1, 1), (1, 1)), 7)])
+def test_unstrided_formulation_equals_xla(k, s, pad, size):
+  """The space-to-depth stride-1 form of a strided convolution (used for the transposed
+  convolution) gives XLA's values for kernels divisible by the stride or not."""
+  x = jax.random.normal(KEY, (2, size, size + 1, 3))
+  w = jax.random.normal(jax.random.PRNGKey(1), (k, k, 3, 5)) * 0.2
+  ref = lax.conv_general_dilated(x, w, (s, s), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  got = convs._unstrided_conv(x, w, (s, s), pad)  # pylint: disable=protected-access
+  assert got.shape == ref.shape
+  close(got, ref)
+  h = jax.random.normal(jax.random.PRNGKey(2), ref.shape)
+  ref_t = jax.vjp(lambda v: lax.conv_general_dilated(
+      v, w, (s, s), pad, dimension_numbers=("NHWC", "HWIO", "NHWC")), x)[1](h)[0]
+  close(convs.conv_transpose(h, w, (s, s), pad, x.shape[1:3]), ref_t)

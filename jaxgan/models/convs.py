@@ -55,9 +55,39 @@ def _conv_bwd(stride, padding, res, dy):
 conv.defvjp(_conv_fwd, _conv_bwd)
 
 
+def _space_to_depth(x, s: int):
+  b, hh, ww, c = x.shape
+  x = x.reshape(b, hh // s, s, ww // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, hh // s, ww // s, s * s * c)
+
+
+def _unstrided_conv(x, w, stride, padding):
+  """conv(x; w, stride, padding) computed as a stride-1 convolution: the zero-padded input
+  is folded space-to-depth (s x s blocks into channels) and the kernel likewise, so
+  k x k / stride s becomes ceil(k/s) x ceil(k/s) / stride 1. Same result; its linear
+  transpose (the transposed convolution) is then an ordinary stride-1 convolution instead
+  of the input-dilated one that XLA:CPU runs about 2x slower, with 3/4 of its inputs zero."""
+  (s, s2), k = stride, w.shape[0]
+  if s != s2 or w.shape[1] != k:
+    return _plain_conv(x, w, stride, padding)
+  kp = -(-k // s) * s
+  if kp != k:  # a zero-padded kernel computes the same outputs
+    w = jnp.pad(w, ((0, kp - k), (0, kp - k), (0, 0), (0, 0)))
+  (pl, ph), (ql, qh) = padding
+  hh, ww = x.shape[1], x.shape[2]
+  oh, ow = (hh + pl + ph - k) // s + 1, (ww + ql + qh - k) // s + 1
+  kk = kp // s
+  hn, wn = (oh - 1 + kk) * s, (ow - 1 + kk) * s
+  x = lax.pad(x, jnp.zeros((), x.dtype),
+              ((0, 0, 0), (pl, hn - hh - pl, 0), (ql, wn - ww - ql, 0), (0, 0, 0)))
+  ci, co = w.shape[2], w.shape[3]
+  wk = w.reshape(kk, s, kk, s, ci, co).transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, s * s * ci, co)
+  return _plain_conv(_space_to_depth(x, s), wk, (1, 1), ((0, 0), (0, 0)))
+
+
 def _plain_conv_transpose(h, w, stride, padding, in_hw):
   x_struct = jax.ShapeDtypeStruct((h.shape[0], *in_hw, w.shape[2]), h.dtype)
-  adjoint = jax.linear_transpose(lambda x: _plain_conv(x, w, stride, padding), x_struct)
+  adjoint = jax.linear_transpose(lambda x: _unstrided_conv(x, w, stride, padding), x_struct)
   return adjoint(h)[0]
 
 

@@ -129,7 +129,7 @@ class DCGANDiscriminator(nnx.Module):
       # The first layer sees raw pixels: no normalisation there (Radford et al. 2016).
       norms.append(L.Norm(norm if i > 0 else "none", b, spatial=True, rngs=rngs))
     self.convs, self.norms = nnx.List(convs), nnx.List(norms)
-    self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
+    self.dropout = L.Dropout(dropout) if dropout > 0 else None
     if head == "conv":
       out = L.Conv2D(feats[-1], 1, start_size, padding="VALID", rngs=rngs,
                      **L.init_kwargs(init, feats[-1] * start_size ** 2))

