@@ -30,7 +30,8 @@ def get_config(variant: str = "concat"):
                      "acgan, celeba_blond.")
   c = wgan_gp.get_config()
   c.model.conditioning = variant
-  c.train.steps = 3_000
+  c.train.steps = 4_000
+  c.ema_decay = 0.999           # sample and evaluate with an EMA of G's weights
   c.eval.every = 1000
   c.sample.grid_size = 100      # 10 rows (one z each) x 10 classes
   return c

@@ -110,8 +110,9 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
 
 def bench_population(model: str, members: int, common, seconds: float, repeats: int,
                      warmup_s: float, log=None) -> dict:
-  """Throughput of `members` runs trained as one vmapped population against the same
-  runs trained one after another (one single-run step time, times `members`)."""
+  """Throughput of `members` runs trained as one population, vmapped and unrolled
+  (train.population_mode), against the same runs trained one after another (one single-run
+  step time, times `members`), measured one after another in this process."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxgan import population, state as state_lib, sweep, train_step  # pylint: disable=g-import-not-at-top
@@ -119,17 +120,18 @@ def bench_population(model: str, members: int, common, seconds: float, repeats: 
   spec = common.MODELS[model]
   shape = (c.data.image_size, c.data.image_size, c.data.channels)
   gen = np.random.default_rng(0)
-  times = {}
-  for n in (1, members):
+  times, compile_s = {}, {}
+  for mode in ("single", "vmap", "unroll"):
+    n = 1 if mode == "single" else members
     configs = [sweep.apply(c, {"seed": i}) for i in range(n)]
     built = [state_lib.create(m, shape, 0) for m in configs]
     gan = built[0][0]
     step = train_step.make_train_step(gan, c)
-    if n == 1:
+    if mode == "single":
       fn, box = jax.jit(step, donate_argnums=0), [built[0][1]]
       lead = ()
     else:
-      fn = jax.jit(jax.vmap(step), donate_argnums=0)
+      fn = jax.jit(population.population_step(step, n, mode), donate_argnums=0)
       box, lead = [population.stack([s for _, s in built])], (n,)
     pool = [{"images": jax.device_put(gen.integers(
         0, 256, (*lead, c.train.n_critic, spec["batch"], *shape), dtype=np.uint8))}
@@ -140,14 +142,20 @@ def bench_population(model: str, members: int, common, seconds: float, repeats: 
       box[0], it[1] = fn(box[0], pool[it[0] % 4])
       it[0] += 1
 
+    t0 = time.perf_counter()
+    one()
+    jax.block_until_ready(it[1])
+    compile_s[mode] = time.perf_counter() - t0
     res = common.bench(one, lambda: jax.block_until_ready(it[1]), seconds=seconds,
                        repeats=repeats, warmup_s=warmup_s, log=log)
-    times[n] = res["s_per_iter_median"]
+    times[mode] = res["s_per_iter_median"]
   return {"kind": "population", "model": model, "members": members,
-          "s_per_iter_single": times[1], "s_per_iter_population": times[members],
-          "runs_per_s_sequential": 1.0 / times[1],
-          "runs_per_s_population": members / times[members],
-          "population_speedup": members * times[1] / times[members], "versions": versions()}
+          "s_per_iter_single": times["single"], "s_per_iter_vmap": times["vmap"],
+          "s_per_iter_unroll": times["unroll"], "first_call_s": compile_s,
+          "runs_per_s_sequential": 1.0 / times["single"],
+          "population_speedup_vmap": members * times["single"] / times["vmap"],
+          "population_speedup_unroll": members * times["single"] / times["unroll"],
+          "versions": versions()}
 
 
 PEERS = (("torch_eager", "torch_peers.py", ["--peer", "eager"], "TORCH_PYTHON", ".venv-torch"),
@@ -276,8 +284,10 @@ def main(argv=None):
       rec = bench_population(m, args.population, common, args.seconds, args.repeats,
                              args.warmup_seconds, log=log)
       emit(rec)
-      print(f"# {m}: population of {args.population}: {rec['population_speedup']:.2f}x the "
-            f"throughput of {args.population} sequential runs", file=sys.stderr)
+      print(f"# {m}: population of {args.population}: vmap "
+            f"{rec['population_speedup_vmap']:.2f}x, unroll "
+            f"{rec['population_speedup_unroll']:.2f}x the throughput of {args.population} "
+            "sequential runs", file=sys.stderr)
     return 0
   for m in models:
     log(f"{m}: jaxgan")

@@ -77,6 +77,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.steps = 10_000       # generator updates
   c.train.n_critic = 1         # discriminator updates per generator update
   c.train.critic_loop = "unroll"  # unroll | scan
+  c.train.population_mode = "vmap"  # --population: vmap (one batched step) | unroll (members
+                                    # one after another inside one compiled program)
   c.train.log_every = 100
   c.train.sample_every = 1000
   c.train.checkpoint_every = 1000

@@ -53,6 +53,29 @@ def unstack(tree, i):
   return jax.tree.map(lambda x: x[i], tree)
 
 
+POPULATION_MODES = ("vmap", "unroll")
+
+
+def population_step(step_fn, members: int, mode: str):
+  """One train step over a stacked population of `members` states.
+
+  "vmap" batches the members into one program: fastest where the step is made of matmuls
+  (MLPs) and on accelerators. Vmapped convolutions with per-member kernels become grouped
+  convolutions, which XLA:CPU runs slowly, so "unroll" instead traces the step once per
+  member inside the same compiled program (compile time grows with the population; XLA may
+  run independent members concurrently). Both give the same values."""
+  if mode == "vmap":
+    return jax.vmap(step_fn)
+  if mode != "unroll":
+    raise ValueError(f"Unknown train.population_mode {mode!r}; valid: "
+                     f"{', '.join(POPULATION_MODES)}.")
+
+  def unrolled(states, batches):
+    outs = [step_fn(unstack(states, i), unstack(batches, i)) for i in range(members)]
+    return stack([o[0] for o in outs]), stack([o[1] for o in outs])
+  return unrolled
+
+
 def train_population(config, trials: List[Trial], workdir: str, log=print):
   """Trains all `trials` together; returns the stacked final state."""
   check(trials)
@@ -72,7 +95,8 @@ def train_population(config, trials: List[Trial], workdir: str, log=print):
   batch_sh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, None, "data"))
   repl = sharding.replicated(mesh)
   state = jax.device_put(state, repl)
-  vstep = jax.jit(jax.vmap(step_fn), in_shardings=(repl, batch_sh),
+  vstep = jax.jit(population_step(step_fn, len(trials), config.train.population_mode),
+                  in_shardings=(repl, batch_sh),
                   out_shardings=(repl, repl), donate_argnums=0)
   streams = [data_lib.Batches(data, c.data.batch_size, c.train.n_critic, c.seed)
              for c in members]

@@ -82,3 +82,16 @@ def test_population_members_use_their_own_hyperparameters(tmp_path):
 def test_population_refuses_fields_that_change_the_program():
   with pytest.raises(ValueError, match="model.latent_dim"):
     population.check([{"model.latent_dim": 8}, {"model.latent_dim": 16}])
+
+
+def test_unrolled_population_equals_the_vmapped_one(tmp_path):
+  c = tiny_config(**{"train.steps": 2, "train.log_every": 1, "train.checkpoint_every": 2})
+  trials = [{"seed": 0}, {"seed": 3, "penalty_weight": 5.0}]
+  vm = population.train_population(c, trials, str(tmp_path / "v"), log=lambda m: None)
+  c.train.population_mode = "unroll"
+  un = population.train_population(c, trials, str(tmp_path / "u"), log=lambda m: None)
+  params_close(un.g.params, vm.g.params, 1e-5)
+  params_close(un.d.params, vm.d.params, 1e-5)
+  c.train.population_mode = "loop"
+  with pytest.raises(ValueError, match="vmap, unroll"):
+    population.train_population(c, trials, str(tmp_path / "x"), log=lambda m: None)
