@@ -172,10 +172,16 @@ def _peer_python(env_var: str, venv: str, peers_dir: str):
   return None
 
 
-def run_peers(model: str, peers_dir: str, seconds: float, log):
-  """Runs each peer on `model` in a child process, one after another."""
+def run_peers(model: str, peers_dir: str, seconds: float, log, names=None):
+  """Runs each peer (or those in `names`) on `model` in a child process, one after another."""
+  known = [p[0] for p in PEERS]
+  unknown = sorted(set(names or ()) - set(known))
+  if unknown:
+    raise ValueError(f"Unknown peer(s) {unknown}; valid: {', '.join(known)}.")
   out = []
   for name, script, args, env_var, venv in PEERS:
+    if names and name not in names:
+      continue
     py = _peer_python(env_var, venv, peers_dir)
     if py is None:
       log(f"peer {name}: skipped, no interpreter (set {env_var} or create "
@@ -231,6 +237,8 @@ def main(argv=None):
   p.add_argument("--warmup-seconds", type=float, default=10.0)
   p.add_argument("--peers", action="store_true", help="also run the PyTorch/Keras peers")
   p.add_argument("--peers-dir", default=DEFAULT_PEERS)
+  p.add_argument("--peer-names", default="", help="with --peers: a comma-separated subset of "
+                 + ", ".join(p[0] for p in PEERS))
   p.add_argument("--data", action="store_true", help="benchmark the input pipeline")
   p.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data",
                                                     "tensorflow_datasets"))
@@ -294,7 +302,8 @@ def main(argv=None):
     emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
                      args.num_devices, log=log))
     if args.peers:
-      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log):
+      names = [n for n in args.peer_names.split(",") if n] or None
+      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, names):
         emit(rec)
   if args.peers:
     print("\n| model | peer | s/iter (median) | jaxgan speed-up |", file=sys.stderr)
