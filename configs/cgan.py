@@ -30,7 +30,10 @@ def get_config(variant: str = "concat"):
                      "acgan, celeba_blond.")
   c = wgan_gp.get_config()
   c.model.conditioning = variant
-  c.train.steps = 4_000
+  # Fashion-MNIST, 10,000 samples, independent PyTorch classifier (tools/independent):
+  # label accuracy concat 87.1% at 6,000 steps (83.5% at 4,000), projection 88.1% and
+  # acgan 85.5% at 4,000.
+  c.train.steps = 6_000
   # No EMA generator: with BatchNorm in G, EMA weights meet running statistics gathered
   # for the live weights; measured on Fashion-MNIST (concat, 4,000 steps, independent
   # classifier) 81.5% label accuracy with ema_decay=0.999 against 83.5% without.
