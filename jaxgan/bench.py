@@ -174,10 +174,6 @@ def _peer_python(env_var: str, venv: str, peers_dir: str):
 
 def run_peers(model: str, peers_dir: str, seconds: float, log, names=None):
   """Runs each peer (or those in `names`) on `model` in a child process, one after another."""
-  known = [p[0] for p in PEERS]
-  unknown = sorted(set(names or ()) - set(known))
-  if unknown:
-    raise ValueError(f"Unknown peer(s) {unknown}; valid: {', '.join(known)}.")
   out = []
   for name, script, args, env_var, venv in PEERS:
     if names and name not in names:
@@ -249,6 +245,10 @@ def main(argv=None):
                  help="time N seeds as one vmapped population against N single runs")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   args = p.parse_args(argv)
+  peer_names = [n for n in args.peer_names.split(",") if n] or None
+  unknown = sorted(set(peer_names or ()) - {q[0] for q in PEERS})
+  if unknown:
+    p.error(f"unknown --peer-names {unknown}; valid: {', '.join(q[0] for q in PEERS)}")
   from jaxgan import runtime  # pylint: disable=g-import-not-at-top
   runtime.tune_host_allocator()
   log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
@@ -302,8 +302,7 @@ def main(argv=None):
     emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
                      args.num_devices, log=log))
     if args.peers:
-      names = [n for n in args.peer_names.split(",") if n] or None
-      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, names):
+      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, peer_names):
         emit(rec)
   if args.peers:
     print("\n| model | peer | s/iter (median) | jaxgan speed-up |", file=sys.stderr)

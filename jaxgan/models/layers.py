@@ -3,6 +3,7 @@ label conditioning. Kept tiny so every architecture file reads as its paper's ta
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -266,9 +267,7 @@ def dropout_keep_mask(key: jax.Array, shape, rate: float) -> jax.Array:
   `jax.random.bernoulli`: the mask of a 128x32x32x64 activation took 25.6 ms this way
   against 54.8 ms on the 2-core CPU, and dcgan64's discriminator draws three such stacks
   per iteration."""
-  n = 1
-  for d in shape:
-    n *= d
+  n = math.prod(shape)
   words = jax.random.bits(key, ((n + 1) // 2,), jnp.uint32)
   u16 = jnp.concatenate([words & 0xFFFF, words >> 16])[:n].reshape(shape)
   return u16 >= jnp.uint32(round(rate * 65536))
