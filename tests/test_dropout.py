@@ -27,9 +27,39 @@ def test_mask_is_a_function_of_the_key_and_masks_differ_by_position():
   c = d(x, deterministic=False, rngs=jax.random.PRNGKey(2))
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(np.asarray(a), np.asarray(c))
-  # the two 16-bit halves of a word are not copies of each other
-  m = np.asarray(L.dropout_keep_mask(jax.random.PRNGKey(3), (20000,), 0.5))
-  assert 0.4 < np.mean(m[:10000] == m[10000:]) < 0.6
+
+
+def _corr(a, b):
+  a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+  return np.corrcoef(a, b)[0, 1]
+
+
+def test_mask_statistics_independent_across_positions_and_keys():
+  """The counter-based mask: no correlation between neighbours (along every axis of an
+  NHWC activation), between keys, or between successive keys from one split; the number
+  of kept elements in each 2x2 block is binomial."""
+  shape = (32, 16, 16, 64)
+  n = np.prod(shape)
+  bound = 5 / np.sqrt(n)  # 5 standard deviations of a correlation estimate around 0
+  k1, k2 = jax.random.split(jax.random.PRNGKey(7))
+  m = np.asarray(L.dropout_keep_mask(k1, shape, 0.5))
+  for axis in range(4):
+    a, b = np.take(m, range(0, shape[axis] - 1), axis), np.take(m, range(1, shape[axis]), axis)
+    assert abs(_corr(a, b)) < bound, axis
+  assert abs(_corr(m, np.asarray(L.dropout_keep_mask(k2, shape, 0.5)))) < bound
+  assert abs(_corr(m, np.asarray(L.dropout_keep_mask(jax.random.PRNGKey(8), shape, 0.5)))) < bound
+  # kept count per 2x2 spatial block ~ Binomial(4, 1/2): chi-square with 4 dof, p > 1e-6
+  blocks = m.reshape(32, 8, 2, 8, 2, 64).sum(axis=(2, 4)).ravel()
+  observed = np.bincount(blocks, minlength=5)
+  expected = len(blocks) * np.array([1, 4, 6, 4, 1]) / 16
+  chi2 = float(np.sum((observed - expected) ** 2 / expected))
+  assert chi2 < 33.4, chi2  # the 1 - 1e-6 quantile of chi-square(4)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.9])
+def test_mask_keep_rate_exact_in_expectation(rate):
+  m = np.asarray(L.dropout_keep_mask(jax.random.PRNGKey(11), (1 << 20,), rate))
+  assert abs(m.mean() - (1 - rate)) < 5 * np.sqrt(max(rate * (1 - rate), 1e-12) / m.size) + 1e-9
 
 
 def test_deterministic_is_identity_and_training_needs_a_key():
