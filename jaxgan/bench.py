@@ -7,6 +7,8 @@ peers' format (../shared/bench/peers/common.py).
   python -m jaxgan.bench --data                   # input pipeline, images/s to the device
   python -m jaxgan.bench --devices 1,2,4,8 --model mlp_gan   # forced host devices
   python -m jaxgan.bench --population 8 --model wgan_gp28      # 8 vmapped runs vs 8 single
+  python -m jaxgan.bench --convs --model dcgan64   # each convolution of the step: oneDNN vs XLA
+  python -m jaxgan.bench --model dcgan64 --cpu-conv xla          # XLA's own CPU convolutions
 
 The pinned models (../shared/bench/MODELS.md) are built from the project's own configs and
 modules; only the optimizer settings are pinned (Adam 2e-4, betas (0.5, 0.999), eps 1e-8).
@@ -23,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers")
 MODELS = ("mlp_gan", "wgan_gp28", "dcgan64", "wgan_gp64")
+_CPU_CONV = ["auto"]  # --cpu-conv, applied to every pinned config
 
 
 def pinned_config(model: str):
@@ -38,6 +41,7 @@ def pinned_config(model: str):
     c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 0.5, 0.999, 1e-8
   c.labels.noise = 0.0  # the peers use plain 0/1 targets
   c.d_loss_average = False
+  c.train.cpu_conv = _CPU_CONV[0]
   return c
 
 
@@ -102,9 +106,10 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
   res = common.bench(step, sync, seconds=seconds, repeats=repeats, warmup_s=warmup_s, log=log)
   res["first_iter_s"] = compile_first
   losses = {k: float(v) for k, v in it[1].items() if k.endswith("_loss")}
+  from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
   return common.make_record(
       "jax_jit", "jax/flax", versions(), model, res,
-      extra={"final_losses": losses, "losses_finite": all(np.isfinite(list(losses.values()))),
+      extra={"cpu_conv": convs.get_cpu_conv(), "final_losses": losses, "losses_finite": all(np.isfinite(list(losses.values()))),
              "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
 
 
@@ -162,6 +167,71 @@ PEERS = (("torch_eager", "torch_peers.py", ["--peer", "eager"], "TORCH_PYTHON", 
          ("torch_compile", "torch_peers.py", ["--peer", "compile"], "TORCH_PYTHON", ".venv-torch"),
          ("keras_graph", "keras_peers.py", ["--peer", "graph"], "TF_PYTHON", ".venv-tf"),
          ("keras_xla", "keras_peers.py", ["--peer", "xla"], "TF_PYTHON", ".venv-tf"))
+
+
+def bench_convs(model: str, seconds: float, log) -> list:
+  """Each distinct convolution of `model`'s training step (found by tracing the step),
+  timed alone on random inputs through oneDNN and through XLA, jit-compiled, one after the
+  other; with the number of times the step runs it, to show where the step's time goes."""
+  import collections  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxgan import native, state as state_lib, train_step  # pylint: disable=g-import-not-at-top
+  from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
+  ok, why = native.available()
+  if not ok:
+    raise SystemExit(f"--convs needs the oneDNN convolutions: {why}")
+  c = pinned_config(model)
+  c.train.cpu_conv = "onednn"
+  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  gan, state = state_lib.create(c, shape, 0)
+  step = train_step.make_train_step(gan, c)
+  batch = {"images": np.zeros((c.train.n_critic, c.data.batch_size, *shape), np.uint8)}
+  # What XLA compiles, not the traced jaxpr: the custom calls in the optimised HLO.
+  hlo = jax.jit(step).lower(state, batch).compile().as_text()
+  dims = lambda g: tuple(int(d) for d in g.split(",") if d)
+  call = re.compile(
+      r"= f32\[([\d,]*)\]\S* custom-call\(.*?custom_call_target=\"" + native.TARGET
+      + r"\", operand_layout_constraints=\{f32\[([\d,]*)\]\S*, f32\[([\d,]*)\]\S*\}.*?"
+      r"backend_config=\{([^}]*)\}")
+  found = collections.Counter()
+  for m in call.finditer(hlo):
+    attr = {k.strip(): int(v.split(":")[0]) for k, v in
+            (kv.split("=") for kv in m.group(4).split(","))}
+    found[(attr["kind"], dims(m.group(2)), dims(m.group(3)), dims(m.group(1)),
+           (attr["sh"], attr["sw"]), ((attr["pt"], attr["pb"]), (attr["pl"], attr["pr"])))] += 1
+  names = {0: "forward", 1: "input grad", 2: "weight grad"}
+  xla = {0: lambda a, b, o, s, p: convs._plain_conv(a, b, s, p),  # pylint: disable=protected-access
+         1: lambda a, b, o, s, p: convs._plain_conv_transpose(a, b, s, p, o[1:3]),  # pylint: disable=protected-access
+         2: lambda a, b, o, s, p: convs._weight_grad(a, b, o, s, p)}  # pylint: disable=protected-access
+  rows, key = [], jax.random.PRNGKey(0)
+
+  def timed(fn, a, b):
+    f = jax.jit(fn)
+    jax.block_until_ready(f(a, b))
+    ts, t_end = [], time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(ts) < 3:
+      t = time.perf_counter()
+      jax.block_until_ready(f(a, b))
+      ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+  for (kind, a, b, o, s, p), n in sorted(found.items()):
+    xa, xb = jax.random.normal(key, a), jax.random.normal(key, b)
+    t_dnnl = timed(lambda u, v: convs._onednn_call(kind, u, v, o, s, p), xa, xb)  # pylint: disable=protected-access
+    t_xla = timed(lambda u, v: xla[kind](u, v, o, s, p), xa, xb)
+    rows.append({"model": model, "conv": names[kind], "a": a, "b": b, "out": o, "stride": s,
+                 "padding": p, "per_step": n, "onednn_ms": 1e3 * t_dnnl, "xla_ms": 1e3 * t_xla,
+                 "onednn_impl": native.impl_name(kind, o if kind == 1 else a,
+                                                 o if kind == 2 else b,
+                                                 a if kind == 1 else (b if kind == 2 else o), s, p)})
+    log(f"{names[kind]:>11} {a} {b} -> {o} x{n}: oneDNN {1e3 * t_dnnl:.2f} ms, "
+        f"XLA {1e3 * t_xla:.2f} ms ({rows[-1]['onednn_impl']})")
+  tot = [sum(r["per_step"] * r[k] for r in rows) for k in ("onednn_ms", "xla_ms")]
+  log(f"{model}: convolutions per step, timed alone: oneDNN {tot[0]:.1f} ms, XLA {tot[1]:.1f} "
+      f"ms ({tot[1] / max(tot[0], 1e-9):.2f}x)")
+  return rows
 
 
 def _peer_python(env_var: str, venv: str, peers_dir: str):
@@ -243,8 +313,13 @@ def main(argv=None):
   p.add_argument("--num-devices", type=int, default=0, help=argparse.SUPPRESS)
   p.add_argument("--population", type=int, default=0,
                  help="time N seeds as one vmapped population against N single runs")
+  p.add_argument("--convs", action="store_true", help="time each convolution of the step "
+                 "through oneDNN and through XLA")
+  p.add_argument("--cpu-conv", default="auto", choices=("auto", "onednn", "xla"),
+                 help="config.train.cpu_conv for the pinned models (default auto)")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   args = p.parse_args(argv)
+  _CPU_CONV[0] = args.cpu_conv
   peer_names = [n for n in args.peer_names.split(",") if n] or None
   unknown = sorted(set(peer_names or ()) - {q[0] for q in PEERS})
   if unknown:
@@ -269,13 +344,19 @@ def main(argv=None):
   models = MODELS if args.all else ([args.model] if args.model else [])
   if not models:
     p.error("pass --model NAME, --all or --data")
+  if args.convs:
+    for m in models:
+      for rec in bench_convs(m, min(args.seconds, 1.0), log):
+        emit(rec)
+    return 0
   if args.devices:
     for n in [int(x) for x in args.devices.split(",")]:
       env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
       for m in models:
         cmd = [sys.executable, "-m", "jaxgan.bench", "--model", m, "--seconds",
                str(args.seconds), "--repeats", str(args.repeats), "--warmup-seconds",
-               str(args.warmup_seconds), "--num-devices", str(n), "--peers-dir", args.peers_dir]
+               str(args.warmup_seconds), "--num-devices", str(n), "--peers-dir", args.peers_dir,
+               "--cpu-conv", args.cpu_conv]
         r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         line = [l for l in r.stdout.splitlines() if l.startswith("{")]
         if r.returncode or not line:

@@ -79,6 +79,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.critic_loop = "unroll"  # unroll | scan
   c.train.population_mode = "vmap"  # --population: vmap (one batched step) | unroll (members
                                     # one after another inside one compiled program)
+  c.train.cpu_conv = "auto"    # CPU float32 convolutions: auto (oneDNN when it builds, else
+                               # XLA) | onednn (required) | xla  (jaxgan/native)
   c.train.log_every = 100
   c.train.sample_every = 1000
   c.train.checkpoint_every = 1000

@@ -20,6 +20,7 @@ import optax
 
 from jaxgan import rng
 from jaxgan.losses import LOSSES, Loss, label_targets
+from jaxgan.models import convs
 from jaxgan.penalties import PENALTIES, Penalty
 from jaxgan.state import GAN, NetState, TrainState
 
@@ -72,8 +73,10 @@ def _accuracy(logits, positive: bool, threshold: float):
 
 
 def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[TrainState, Metrics]]:
-  """Returns the (uncompiled) pure train step for `gan` under `config`."""
+  """Returns the (uncompiled) pure train step for `gan` under `config`. Applies
+  `config.train.cpu_conv` (process-wide, read when the step is traced)."""
   loss, penalty = validate(config, gan)
+  convs.set_cpu_conv(config.train.get("cpu_conv", "auto"))
   n_critic = config.train.n_critic
   clip_value = float(config.clip_value)
   average = bool(config.d_loss_average)
