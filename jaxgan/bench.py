@@ -109,8 +109,8 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
   from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
   return common.make_record(
       "jax_jit", "jax/flax", versions(), model, res,
-      extra={"cpu_conv": convs.get_cpu_conv(), "final_losses": losses, "losses_finite": all(np.isfinite(list(losses.values()))),
-             "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
+      extra={"cpu_conv": convs.get_cpu_conv(), "final_losses": losses,
+             "losses_finite": all(np.isfinite(list(losses.values()))), "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
 
 
 def bench_population(model: str, members: int, common, seconds: float, repeats: int,

@@ -60,10 +60,8 @@ def _onednn(*arrays) -> bool:
   if any(a.dtype != jnp.float32 for a in arrays):
     return False
   from jaxgan import native  # pylint: disable=g-import-not-at-top
-  ok, why = native.available()
+  ok, why = native.available()  # set_cpu_conv("onednn") already required it
   if not ok:
-    if mode == "onednn":
-      raise RuntimeError(f"cpu_conv='onednn' but the oneDNN convolutions are unavailable: {why}")
     if not _cpu_conv["warned"]:
       _cpu_conv["warned"] = True
       warnings.warn(f"oneDNN convolutions unavailable, using XLA's (slower on CPU): {why}")
@@ -142,6 +140,9 @@ def _conv_bwd(stride, padding, res, dy):
   return dx, weight_grad(x, dy, tuple(w.shape), stride, padding)
 
 
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def weight_grad(x, dy, w_shape, stride, padding):
   """d<dy, conv(x; W)>/dW, differentiable in x and dy (the gradient penalty's double
@@ -160,9 +161,6 @@ def _weight_grad_bwd(w_shape, stride, padding, res, g):
 
 
 weight_grad.defvjp(_weight_grad_fwd, _weight_grad_bwd)
-
-
-conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 def _space_to_depth(x, s: int):
@@ -185,7 +183,7 @@ def _unstrided_conv(x, w, stride, padding):
     w = jnp.pad(w, ((0, kp - k), (0, kp - k), (0, 0), (0, 0)))
   (pl, ph), (ql, qh) = padding
   hh, ww = x.shape[1], x.shape[2]
-  oh, ow = (hh + pl + ph - k) // s + 1, (ww + ql + qh - k) // s + 1
+  oh, ow = _out_hw((hh, ww), (k, k), stride, padding)
   kk = kp // s
   hn, wn = (oh - 1 + kk) * s, (ow - 1 + kk) * s
   x = lax.pad(x, jnp.zeros((), x.dtype),

@@ -42,6 +42,14 @@ struct Plan {
   memory::desc x_md, y_md;  // activations: nhwc, as XLA holds them
   size_t scratch_bytes = 0;
   std::string impl;
+
+  template <typename Primitive, typename Desc>
+  void Set(const Desc& pd, const memory::desc& w) {
+    conv = Primitive(pd);
+    prim_w = w;
+    impl = pd.impl_info_str();
+    scratch_bytes = pd.scratchpad_desc().get_size();
+  }
 };
 
 std::mutex g_mu;
@@ -59,31 +67,22 @@ std::shared_ptr<Plan> MakePlan(int64_t kind, memory::dims xd, memory::dims wd, m
   plan->user_w = memory::desc(wd, dt::f32, tag::hwio);
   memory::desc any_w(wd, dt::f32, tag::any);
   dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // one scratchpad per running part
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // ours: one per thread
   auto fwd_pd = dnnl::convolution_forward::primitive_desc(
       eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
       plan->x_md, any_w, plan->y_md, strides, pad_l, pad_r, attr);
   if (kind == 0) {
-    plan->prim_w = fwd_pd.weights_desc();
-    plan->conv = dnnl::convolution_forward(fwd_pd);
-    plan->impl = fwd_pd.impl_info_str();
-    plan->scratch_bytes = fwd_pd.scratchpad_desc().get_size();
+    plan->Set<dnnl::convolution_forward>(fwd_pd, fwd_pd.weights_desc());
   } else if (kind == 1) {
-    auto pd = dnnl::convolution_backward_data::primitive_desc(
+    dnnl::convolution_backward_data::primitive_desc pd(
         eng, dnnl::algorithm::convolution_direct, plan->x_md, any_w, plan->y_md, strides,
         pad_l, pad_r, fwd_pd, attr);
-    plan->prim_w = pd.weights_desc();
-    plan->conv = dnnl::convolution_backward_data(pd);
-    plan->impl = pd.impl_info_str();
-    plan->scratch_bytes = pd.scratchpad_desc().get_size();
+    plan->Set<dnnl::convolution_backward_data>(pd, pd.weights_desc());
   } else {
-    auto pd = dnnl::convolution_backward_weights::primitive_desc(
+    dnnl::convolution_backward_weights::primitive_desc pd(
         eng, dnnl::algorithm::convolution_direct, plan->x_md, any_w, plan->y_md, strides,
         pad_l, pad_r, fwd_pd, attr);
-    plan->prim_w = pd.diff_weights_desc();
-    plan->conv = dnnl::convolution_backward_weights(pd);
-    plan->impl = pd.impl_info_str();
-    plan->scratch_bytes = pd.scratchpad_desc().get_size();
+    plan->Set<dnnl::convolution_backward_weights>(pd, pd.diff_weights_desc());
   }
   plan->reorder_w = plan->prim_w != plan->user_w;
   if (plan->reorder_w) {
@@ -113,10 +112,9 @@ std::shared_ptr<Plan> GetPlan(int64_t kind, const memory::dims& xd, const memory
 // Scratchpads are per thread (XLA may run two convolutions at once), grown as needed.
 thread_local std::vector<char> t_scratch;
 
-void Execute(const Plan& plan, int64_t kind, const memory& w_mem, float* a, float* b, float* o,
-             float* dw) {
+void Execute(dnnl::stream& strm, const Plan& plan, int64_t kind, const memory& w_mem, float* a,
+             float* b, float* o, float* dw) {
   auto& eng = Engine();
-  dnnl::stream strm(eng);
   if (t_scratch.size() < plan.scratch_bytes) t_scratch.resize(plan.scratch_bytes);
   memory scratch(memory::desc({static_cast<memory::dim>(plan.scratch_bytes)}, dt::u8, tag::a),
                  eng, t_scratch.data());
@@ -160,7 +158,7 @@ ffi::Error ConvImpl(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
       plan->w_reorder.execute(strm, w_user_mem, w_mem);
       strm.wait();
     }
-    Execute(*plan, kind, w_mem, a.typed_data(), b.typed_data(), out->typed_data(),
+    Execute(strm, *plan, kind, w_mem, a.typed_data(), b.typed_data(), out->typed_data(),
             static_cast<float*>(w_mem.get_data_handle()));
     if (kind == 2 && plan->reorder_w) {
       plan->w_reorder.execute(strm, w_mem, w_user_mem);
