@@ -24,6 +24,8 @@ flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best'
                     "evaluation metric) or a step number.")
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
+flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
+                    "(jaxgan/metrics: fd, kid, pr, dc, classes, ppl) or 'all'.")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
 flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
                   "function, one workdir each under --workdir, then write sweep.csv/.md.")
@@ -75,8 +77,7 @@ def main(argv):
       trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
                 sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
       if FLAGS.population:
-        from jaxgan import population  # pylint: disable=g-import-not-at-top
-        population.train_population(FLAGS.config, trials, workdir)
+        train.train_and_evaluate(FLAGS.config, workdir, trials=trials)
       else:
         sweep.run_sequential(FLAGS.config, trials, workdir)
       sweep.summarize(workdir, trials)
@@ -102,7 +103,7 @@ def main(argv):
     print(f"Wrote {report.build(workdir)}")
   else:
     result = train.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
-                                       FLAGS.sample_seed)
+                                       FLAGS.sample_seed, FLAGS.metrics)
     for k, v in result.items():
       if not isinstance(v, list):
         print(f"{k:>28}: {v}")

@@ -19,12 +19,12 @@ def get_config(variant: str = "default"):
   c.seed = 42
   c.model.arch = "dcgan"
   c.model.latent_dim = 100
-  c.model.start_size = 4
-  c.model.g_stem, c.model.d_head = "convt", "conv"
+  c.model.dcgan.start_size = 4
+  c.model.dcgan.g_stem, c.model.dcgan.d_head = "convt", "conv"
   c.model.g_act = c.model.d_act = "leaky_relu"
   c.model.g_norm = c.model.d_norm = "batch"
   c.model.d_dropout = 0.3
-  c.model.g_base_features = c.model.d_base_features = 64
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 64
   c.loss = "non_saturating"
   c.d_loss_average = True
   c.labels.noise = 0.1
@@ -39,7 +39,7 @@ def get_config(variant: str = "default"):
     c.data.folder = "data/lego-brick-images/dataset"  # override with your folder
     c.eval.every = 0           # unlabelled images: no in-domain classifier
   elif variant == "upsample":
-    c.model.upsample = "resize"
+    c.model.dcgan.upsample = "resize"
   elif variant != "default":
     raise ValueError(f"Unknown dcgan.py variant {variant!r}; valid: default, lego, upsample.")
   return c

@@ -23,13 +23,13 @@ def get_config(variant: str = "fashion"):
   c.eval.every = 5000            # FD/KID/class coverage with the in-domain classifier
   if variant == "fashion":
     c.model.latent_dim = 64
-    c.model.g_widths, c.model.d_widths = (256, 256), (256, 256)
+    c.model.mlp.g_widths, c.model.mlp.d_widths = (256, 256), (256, 256)
     c.data.batch_size = 100
     c.train.steps = 20_000       # the tutorial ran 500 epochs (300k steps on 60k images)
   elif variant == "mnist_a":
     c.data.name = "mnist"
     c.model.latent_dim = 64
-    c.model.g_widths, c.model.d_widths = (256, 512, 1024), (1024, 512, 256)
+    c.model.mlp.g_widths, c.model.mlp.d_widths = (256, 512, 1024), (1024, 512, 256)
     c.data.batch_size = 128
     c.train.steps = 46_800       # 100 epochs of 468 batches
     c.train.sample_every = 4680  # every 10 epochs
@@ -38,7 +38,7 @@ def get_config(variant: str = "fashion"):
     c.data.name = "mnist"
     c.model.latent_dim = 100
     c.model.g_act = "leaky_relu"
-    c.model.g_widths, c.model.d_widths = (256, 512, 1024), (512, 256)
+    c.model.mlp.g_widths, c.model.mlp.d_widths = (256, 512, 1024), (512, 256)
     c.optim.g.b1 = c.optim.d.b1 = 0.5
     c.d_loss_average = True      # D loss = (real BCE + fake BCE) / 2
     c.data.batch_size = 64

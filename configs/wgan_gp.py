@@ -26,10 +26,10 @@ def get_config(variant: str = "default"):
   if variant == "default":
     c.data.image_size, c.data.channels, c.data.batch_size = 28, 1, 64
     c.model.latent_dim = 64
-    c.model.start_size = 7
-    c.model.g_stem, c.model.d_head = "dense", "dense"
+    c.model.dcgan.start_size = 7
+    c.model.dcgan.g_stem, c.model.dcgan.d_head = "dense", "dense"
     c.model.g_act = "relu"
-    c.model.g_base_features = c.model.d_base_features = 64
+    c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 64
     c.train.steps = 2_000
     c.eval.every = 500
     c.train.log_every = 50
@@ -44,10 +44,10 @@ def get_config(variant: str = "default"):
     else:
       c.data.image_size, c.data.channels, c.data.batch_size = 64, 1, 64
       c.model.latent_dim = 100
-    c.model.start_size = 4
-    c.model.g_stem, c.model.d_head = "convt", "conv"
+    c.model.dcgan.start_size = 4
+    c.model.dcgan.g_stem, c.model.dcgan.d_head = "convt", "conv"
     c.model.g_act = "leaky_relu"
-    c.model.g_base_features = c.model.d_base_features = 64
+    c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 64
     c.train.n_critic = 3
     c.train.steps = 20_000
   else:

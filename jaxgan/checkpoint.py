@@ -4,7 +4,12 @@ Saves are asynchronous (training continues while the previous step is written) a
 atomic: Orbax writes into a temporary directory and renames it only once complete, so a
 crash mid-write leaves the previous checkpoint as the latest (the leftover temporary
 directory is removed at the next start). The last `keep` checkpoints are kept, plus the
-best one by `best_metric` when checkpoints are saved with metrics.
+best one by `best_metric` when checkpoints are saved with metrics (Orbax tracks it).
+
+A checkpoint whose state has another layout than today's TrainState (written by an older
+version: fields added or renamed since) is restored leaf by leaf by path: leaves that
+still exist are restored, new ones take the initial values of `target` (which the caller
+builds from the run's config), and the ones that no longer exist are dropped.
 """
 from __future__ import annotations
 
@@ -12,8 +17,25 @@ import os
 from typing import Any, Optional, Tuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+
+def _path(keys) -> str:
+  """A jax key path as Orbax's nested-dict path: 'g/params/hidden/0/kernel/value'."""
+  parts = []
+  for k in keys:
+    for attr in ("name", "key", "idx"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+  return "/".join(parts)
+
+
+def _leaf_paths(tree) -> dict:
+  return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 class Checkpointer:
@@ -30,8 +52,13 @@ class Checkpointer:
                                keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+        best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
+        keep_checkpoints_without_metrics=True,
         preservation_policy=pp.AnyPreservationPolicy(policies))
-    self.manager = ocp.CheckpointManager(self.directory, options=options)
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -50,13 +77,8 @@ class Checkpointer:
     """The kept step with the best `best_metric` (None if no step has metrics)."""
     if not self.best_metric:
       return None
-    scored = []
-    for step in self.all_steps():
-      meta = self.read_meta(step)
-      value = (meta.get("eval") or {}).get(self.best_metric)
-      if value is not None:
-        scored.append((value if self.best_mode == "min" else -value, step))
-    return min(scored)[1] if scored else None
+    scored = [s for s in self.all_steps() if self.manager.metrics(s)]
+    return self.manager.best_step() if scored else None
 
   def read_meta(self, step: int) -> dict:
     out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
@@ -69,10 +91,32 @@ class Checkpointer:
     if step is None:
       raise FileNotFoundError(f"No checkpoint in {self.directory!r}: train first "
                               "(--mode train) with this --workdir.")
+    stored = jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])
+    stored = {_path(p) for p, _ in stored}
+    if stored != set(_leaf_paths(target)):
+      return self._restore_by_path(target, step, stored)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     out = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     return out.state, dict(out.meta)
+
+  def _restore_by_path(self, target, step: int, stored: set) -> Tuple[Any, dict]:
+    """A checkpoint of an older state layout, restored into `target` leaf by leaf."""
+    out = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    raw = _leaf_paths(out.state)
+    want = _leaf_paths(target)
+    added, dropped = sorted(set(want) - stored), sorted(stored - set(want))
+    logging.warning("Checkpoint %d in %s has an older state layout: restored by path; new "
+                    "(initial values): %s; no longer used: %s", step, self.directory,
+                    added, dropped)
+
+    def pick(keys, leaf):
+      value = raw.get(_path(keys))
+      if value is None or np.shape(value) != np.shape(leaf):
+        return leaf
+      return jax.device_put(np.asarray(value, leaf.dtype), getattr(leaf, "sharding", None))
+    return jax.tree_util.tree_map_with_path(pick, target), dict(out.meta)
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxgan.registry import Registry
 
@@ -30,14 +31,17 @@ class Loss(NamedTuple):
   probabilistic: bool = True  # logits are log-odds: D(x) = sigmoid(logit) is meaningful
   critic: bool = False        # an unbounded critic (metrics are named c_* not d_*)
   needs_real_in_g: bool = False
+  threshold: float = 0.0      # D calls an example real when its logit is above this
+  adv_name: str = "adv"       # metric name of D's adversarial term: {d,c}_{adv_name}_loss
 
 
 LOSSES: Registry[Loss] = Registry("loss", "config.loss")
 
 
 def bce_with_logits(logits: Array, targets: Array) -> Array:
-  """Element-wise binary cross-entropy -[t log s(l) + (1-t) log(1-s(l))], stable."""
-  return targets * jax.nn.softplus(-logits) + (1.0 - targets) * jax.nn.softplus(logits)
+  """Element-wise binary cross-entropy -[t log s(l) + (1-t) log(1-s(l))], stable for any
+  logit; targets outside [0, 1] (label noise) keep the same linear form."""
+  return optax.sigmoid_binary_cross_entropy(logits, targets)
 
 
 def _bce_d_terms(real, fake, t_real, t_fake):
@@ -62,7 +66,7 @@ LOSSES.register("lsgan", Loss(
     d_terms=lambda real, fake, t_real, t_fake: (0.5 * jnp.mean((real - t_real) ** 2),
                                                 0.5 * jnp.mean((fake - t_fake) ** 2)),
     g_loss=lambda fake, real: 0.5 * jnp.mean((fake - 1.0) ** 2),
-    probabilistic=False,
+    probabilistic=False, threshold=0.5,  # targets 0 and 1: the midpoint decides
 ))
 
 # Lim & Ye 2017; Miyato et al. 2018.
@@ -77,7 +81,7 @@ LOSSES.register("hinge", Loss(
 LOSSES.register("wgan", Loss(
     d_terms=lambda real, fake, t_real, t_fake: (-jnp.mean(real), jnp.mean(fake)),
     g_loss=lambda fake, real: -jnp.mean(fake),
-    uses_targets=False, probabilistic=False, critic=True,
+    uses_targets=False, probabilistic=False, critic=True, adv_name="wass",
 ))
 
 

@@ -6,6 +6,8 @@ valid ones, so a typo in `--config.loss=...` fails at start-up, not after compil
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Dict, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -45,3 +47,11 @@ class Registry(Generic[T]):
 
   def __iter__(self) -> Iterator[str]:
     return iter(self.names())
+
+
+def import_all(package_name: str, package_path) -> None:
+  """Imports every module of a package, so a new file there registers itself: adding a
+  regularizer, an augmentation, an architecture or a metric is one new file."""
+  for info in pkgutil.iter_modules(package_path):
+    if not info.name.startswith("_"):
+      importlib.import_module(f"{package_name}.{info.name}")

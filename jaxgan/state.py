@@ -2,21 +2,23 @@
 
 A `TrainState` holds everything that changes during training: for G and for D their
 parameters, their other variables (BatchNorm running statistics, spectral-norm vectors)
-and their optimizer states; the EMA of G's parameters; the step; and the root key. The
-module structure (`nnx.GraphDef`) and the optimizers are static and live in `GAN`,
-so the train step is a pure function of (state, batch).
+and their optimizer states; the EMA of G's parameters; the regularizers' states; the
+step; and the root key. The module structure (`nnx.GraphDef`), the optimizers and the
+resolved regularizer list are static and live in `GAN`, so the train step is a pure
+function of (state, batch).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jaxgan import models, optim, rng
+from jaxgan import models, optim, regularizers, rng
+from jaxgan.config import get_field
 
 
 @struct.dataclass
@@ -33,7 +35,8 @@ class TrainState:
   g: NetState
   d: NetState
   ema: Optional[Any]   # EMA of g.params (Yazici et al. 2019) or None
-  hparams: Any = None  # scalar hyperparameters the step reads (see HPARAMS), as arrays
+  hparams: Any = None  # scalar hyperparameters the step reads (see hparams_of), as arrays
+  reg: Any = None      # {regularizer name: its state} (path-length mean, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,9 @@ class GAN:
   num_classes: int                 # > 0 for a conditional model
   image_shape: Tuple[int, int, int]
   conditioning: str = "none"
+  regularizers: Tuple[regularizers.Entry, ...] = ()
+  project_d: Optional[Callable] = None   # D's weight projection (WGAN clipping) or None
+  project_g: Optional[Callable] = None
 
   def generate(self, params, stats, z, labels=None, *, train: bool):
     """G(z) as a pure function: returns (images, new_stats)."""
@@ -71,18 +77,24 @@ class GAN:
 
 # Scalar hyperparameters kept in the state as float32 arrays rather than baked into the
 # compiled step, so members of a population can differ in them (with the optimizer
-# hyperparameters, which optax.inject_hyperparams keeps in the optimizer states).
+# hyperparameters, which optax.inject_hyperparams keeps in the optimizer states, and the
+# regularizer weights, "reg/<name>"). Config field -> key in TrainState.hparams.
 HPARAMS = {
-    "penalty_weight": lambda c: c.penalty_weight,
-    "ema_decay": lambda c: c.ema_decay,
-    "label_smoothing": lambda c: c.labels.smoothing,
-    "label_noise": lambda c: c.labels.noise,
-    "label_flip": lambda c: c.labels.flip,
+    "ema_decay": "ema_decay",
+    "labels.smoothing": "label_smoothing",
+    "labels.noise": "label_noise",
+    "labels.flip": "label_flip",
 }
 
 
-def hparams_of(config) -> dict:
-  return {k: jnp.asarray(f(config), jnp.float32) for k, f in HPARAMS.items()}
+def hparams_of(config, entries=None) -> dict:
+  """The hparams of `config`: the fields of HPARAMS and each regularizer's weight (where
+  `config.penalty_weight` lands for the penalty shorthand)."""
+  entries = regularizers.resolve(config) if entries is None else entries
+  out = {key: jnp.asarray(get_field(config, field), jnp.float32)
+         for field, key in HPARAMS.items()}
+  out.update({e.hparam: jnp.asarray(e.weight, jnp.float32) for e in entries})
+  return out
 
 
 def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
@@ -92,14 +104,17 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   g_graph, g_params, g_stats = nnx.split(g, nnx.Param, ...)
   d_graph, d_params, d_stats = nnx.split(d, nnx.Param, ...)
   tx_g, tx_d = optim.make(config.optim.g), optim.make(config.optim.d)
+  entries = regularizers.resolve(config)
   gan = GAN(g_graph, d_graph, tx_g, tx_d, config.model.latent_dim, num_classes,
-            tuple(image_shape), config.model.conditioning)
+            tuple(image_shape), config.model.conditioning, tuple(entries),
+            project_d=optim.projection(config.optim.d, config.penalty, config.clip_value),
+            project_g=optim.projection(config.optim.g))
   ema = jax.tree.map(jnp.copy, g_params) if config.ema_decay > 0 else None
   state = TrainState(
       step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),
       g=NetState(g_params, g_stats, tx_g.init(g_params)),
       d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema,
-      hparams=hparams_of(config))
+      hparams=hparams_of(config, entries), reg=regularizers.init_states(entries))
   return gan, state
 
 

@@ -11,8 +11,8 @@ def tiny_config(**overrides):
   """A CPU-sized MLP GAN on 256 embedded images; dotted keys override fields."""
   c = default.get_config()
   c.model.latent_dim = 8
-  c.model.g_widths = (32,)
-  c.model.d_widths = (32,)
+  c.model.mlp.g_widths = (32,)
+  c.model.mlp.d_widths = (32,)
   c.data.batch_size = 16
   c.data.max_examples = 256
   c.train.steps = 6

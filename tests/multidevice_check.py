@@ -27,7 +27,7 @@ def run(n_devices, config, batch_np):
 
 def main():
   c = wgan_gp.get_config()
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   c.model.latent_dim = 8
   c.model.conditioning = "concat"
   c.data.batch_size, c.train.n_critic = 16, 2

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--config.model.latent_dim=8", "--config.model.g_widths=(32,)",
-        "--config.model.d_widths=(32,)", "--config.data.batch_size=16",
+TINY = ["--config.model.latent_dim=8", "--config.model.mlp.g_widths=(32,)",
+        "--config.model.mlp.d_widths=(32,)", "--config.data.batch_size=16",
         "--config.data.max_examples=128", "--config.train.steps=4",
         "--config.train.log_every=2", "--config.train.sample_every=2",
         "--config.train.checkpoint_every=2", "--config.train.progress=False",
@@ -27,7 +27,7 @@ def test_train_then_sample(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   assert "Trained to step 4" in r.stdout
   cfg = json.load(open(os.path.join(wd, "config.json")))
-  assert cfg["model"]["g_widths"] == [32] and cfg["data"]["batch_size"] == 16
+  assert cfg["model"]["mlp"]["g_widths"] == [32] and cfg["data"]["batch_size"] == 16
   r = launch("--workdir", wd, "--mode", "sample", "--num_samples", "30")
   assert r.returncode == 0, r.stderr[-3000:]
   images = np.load(os.path.join(wd, "samples.npz"))["images"]

@@ -66,8 +66,8 @@ def test_preset_shapes_and_range(name):
 @pytest.mark.parametrize("stem,head", [("convt", "conv"), ("dense", "dense")])
 def test_dcgan_is_resolution_generic(size, start, stem, head):
   c = dcgan_cfg.get_config()
-  c.model.start_size, c.model.g_stem, c.model.d_head = start, stem, head
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.start_size, c.model.dcgan.g_stem, c.model.dcgan.d_head = start, stem, head
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   _, _, x, logits = run_models(c, (size, size, 3))
   assert x.shape == (3, size, size, 3) and logits.shape == (3,)
 
@@ -98,7 +98,7 @@ def test_unknown_architecture_and_norm():
 
 def test_batchnorm_statistics_live_in_the_state():
   c = dcgan_cfg.get_config()
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   gan, state, _, _ = run_models(c, (64, 64, 1))
   z = jax.random.normal(jax.random.PRNGKey(0), (4, gan.latent_dim))
   _, new_stats = gan.generate(state.g.params, state.g.stats, z, train=True)
@@ -111,7 +111,7 @@ def test_batchnorm_statistics_live_in_the_state():
 
 def test_dropout_draws_from_the_key():
   c = dcgan_cfg.get_config()
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   gan, state, x, _ = run_models(c, (64, 64, 1))
   d = lambda k: gan.discriminate(state.d.params, state.d.stats, x, train=True,
                                  key=jax.random.PRNGKey(k))[0]
@@ -146,7 +146,7 @@ def test_conditioning_methods(arch, method):
   c = gan_cfg.get_config() if arch == "mlp" else wgan_gp_cfg.get_config()
   c.model.conditioning = method
   if arch == "dcgan":
-    c.model.g_base_features = c.model.d_base_features = 8
+    c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   gan, state, x, logits = run_models(c, (28, 28, 1), num_classes=10)
   assert gan.num_classes == 10 and x.shape == (3, 28, 28, 1) and logits.shape == (3,)
   z = jnp.zeros((2, gan.latent_dim))

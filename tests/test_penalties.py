@@ -4,7 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.penalties import PENALTIES, clip_weights, grad_norms
+from jaxgan import optim
+from jaxgan.regularizers import REGULARIZERS
+from jaxgan.regularizers import gradient_penalties as GP
+from jaxgan.regularizers.gradient_penalties import grad_norms
+
+PENALTY = {"gp": GP.gradient_penalty, "r1": GP.r1_penalty, "r2": GP.r2_penalty,
+           "dragan": GP.dragan_penalty}
 
 KEY = jax.random.PRNGKey(3)
 SHAPE = (5, 4, 4, 2)
@@ -26,23 +32,25 @@ def per_example_norm(x):
 
 
 def test_registered_names():
-  assert PENALTIES.names() == sorted(["none", "clip", "gp", "r1", "r2", "dragan"])
+  assert {"gp", "r1", "r2", "dragan"} <= set(REGULARIZERS.names())
+  for name in PENALTY:
+    assert REGULARIZERS.get(name).sides == ("d",) and REGULARIZERS.get(name).per_example
 
 
 def test_unknown_penalty_lists_valid_names():
-  with pytest.raises(ValueError, match="Valid penalty names: clip, dragan, gp, none, r1, r2"):
-    PENALTIES.get("gp2")
+  with pytest.raises(ValueError, match="Valid regularizer names: dragan, gp, path_length"):
+    REGULARIZERS.get("gp2")
 
 
 def test_gp_linear_critic_is_independent_of_alpha():
   want = (float(jnp.linalg.norm(W)) - 1.0) ** 2
   for k in range(3):
-    got = PENALTIES.get("gp").fn(linear_critic, REAL, FAKE, jax.random.PRNGKey(k))
+    got = PENALTY["gp"](linear_critic, REAL, FAKE, jax.random.PRNGKey(k))
     assert float(got) == pytest.approx(want, rel=1e-5)
 
 
 def test_gp_quadratic_critic_uses_uniform_per_example_alpha():
-  got = PENALTIES.get("gp").fn(quadratic_critic, REAL, FAKE, KEY)
+  got = PENALTY["gp"](quadratic_critic, REAL, FAKE, KEY)
   # Reproduce alpha: one U(0,1) draw per example, broadcast over the pixels.
   alpha = np.asarray(jax.random.uniform(KEY, (SHAPE[0], 1, 1, 1)))
   x_hat = np.asarray(REAL) + alpha * (np.asarray(FAKE) - np.asarray(REAL))
@@ -51,19 +59,19 @@ def test_gp_quadratic_critic_uses_uniform_per_example_alpha():
 
 
 def test_r1_r2_quadratic_critic():
-  r1 = PENALTIES.get("r1").fn(quadratic_critic, REAL, FAKE, KEY)
-  r2 = PENALTIES.get("r2").fn(quadratic_critic, REAL, FAKE, KEY)
+  r1 = PENALTY["r1"](quadratic_critic, REAL, FAKE, KEY)
+  r2 = PENALTY["r2"](quadratic_critic, REAL, FAKE, KEY)
   assert float(r1) == pytest.approx(0.5 * np.mean(per_example_norm(REAL) ** 2), rel=1e-5)
   assert float(r2) == pytest.approx(0.5 * np.mean(per_example_norm(FAKE) ** 2), rel=1e-5)
 
 
 def test_r1_linear_critic():
-  r1 = PENALTIES.get("r1").fn(linear_critic, REAL, FAKE, KEY)
+  r1 = PENALTY["r1"](linear_critic, REAL, FAKE, KEY)
   assert float(r1) == pytest.approx(0.5 * float(jnp.sum(W ** 2)), rel=1e-5)
 
 
 def test_dragan_linear_critic():
-  got = PENALTIES.get("dragan").fn(linear_critic, REAL, FAKE, KEY)
+  got = PENALTY["dragan"](linear_critic, REAL, FAKE, KEY)
   assert float(got) == pytest.approx((float(jnp.linalg.norm(W)) - 1.0) ** 2, rel=1e-5)
 
 
@@ -72,7 +80,7 @@ def test_dragan_perturbs_within_half_std_of_the_data():
   def spy(x):
     jax.debug.callback(lambda v: seen.append(np.asarray(v)), x)
     return quadratic_critic(x)
-  PENALTIES.get("dragan").fn(spy, REAL, FAKE, KEY)
+  PENALTY["dragan"](spy, REAL, FAKE, KEY)
   delta = np.asarray(seen[0]) - np.asarray(REAL)
   assert delta.min() >= 0 and delta.max() <= 0.5 * float(jnp.std(REAL)) + 1e-6
   assert delta.max() > 0
@@ -82,7 +90,7 @@ def test_dragan_perturbs_within_half_std_of_the_data():
 def test_constant_critic_gives_finite_value_and_gradient(name):
   def constant_critic_with_params(p, x):
     return jnp.zeros(x.shape[0]) * p + 0.0 * jnp.sum(x, axis=(1, 2, 3)) * p
-  fn = PENALTIES.get(name).fn
+  fn = PENALTY[name]
   value, grad = jax.value_and_grad(
       lambda p: fn(lambda x: constant_critic_with_params(p, x), REAL, FAKE, KEY))(1.0)
   assert np.isfinite(float(value)) and np.isfinite(float(grad))
@@ -96,8 +104,12 @@ def test_grad_norms_are_per_example():
   np.testing.assert_allclose(n, np.full(SHAPE[0], float(jnp.linalg.norm(W))), rtol=1e-5)
 
 
-def test_clip_weights_bounds_every_leaf():
+def test_clip_projection_bounds_every_leaf():
   params = {"a": jnp.array([-1.0, 0.005, 2.0]), "b": {"c": jnp.array([[0.3, -0.02]])}}
-  out = clip_weights(params, 0.01)
+  cfg = {"clip": 0.01}
+  assert optim.projection({"clip": 0.0}) is None
+  out = optim.projection(cfg)(params)
+  np.testing.assert_allclose(optim.projection({"clip": 0.0}, "clip", 0.01)(params)["a"],
+                             out["a"])
   np.testing.assert_allclose(out["a"], [-0.01, 0.005, 0.01])
   np.testing.assert_allclose(out["b"]["c"], [[0.01, -0.01]])

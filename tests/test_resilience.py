@@ -17,7 +17,7 @@ from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config", "configs/gan.py", "--config.model.latent_dim=8",
-        "--config.model.g_widths=(32,)", "--config.model.d_widths=(32,)",
+        "--config.model.mlp.g_widths=(32,)", "--config.model.mlp.d_widths=(32,)",
         "--config.data.batch_size=16", "--config.data.max_examples=256",
         "--config.train.log_every=10", "--config.train.sample_every=0",
         "--config.train.progress=False", "--config.eval.every=0"]
@@ -123,7 +123,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   from jaxgan import checkpoint, state as state_lib
   from configs import dcgan
   c = dcgan.get_config()
-  c.model.g_base_features = c.model.d_base_features = 4
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 4
   c.ema_decay = 0.99
   _, st = state_lib.create(c, (64, 64, 1), 0)
   ck = checkpoint.Checkpointer(str(tmp_path), async_save=False)

@@ -55,12 +55,12 @@ def params_close(a, b, tol):
 def test_population_matches_separate_runs_and_is_reproducible(tmp_path):
   c = tiny_config(**{"train.steps": 3, "train.log_every": 1, "train.checkpoint_every": 3})
   trials = [{"seed": 0}, {"seed": 1, "optim.d.lr": 1e-3}]
-  pop = population.train_population(c, trials, str(tmp_path / "pop"), log=lambda m: None)
+  pop = train.train_and_evaluate(c, str(tmp_path / "pop"), trials=trials)
   for i, t in enumerate(trials):
     alone = train.train_and_evaluate(sweep.apply(c, t), str(tmp_path / f"alone{i}"))
     params_close(population.unstack(pop, i).g.params, alone.g.params, 1e-5)
     params_close(population.unstack(pop, i).d.params, alone.d.params, 1e-5)
-  again = population.train_population(c, trials, str(tmp_path / "pop2"), log=lambda m: None)
+  again = train.train_and_evaluate(c, str(tmp_path / "pop2"), trials=trials)
   assert all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(pop),
                                                          jax.tree.leaves(again)))
   # Each member is an ordinary run: it can be restored and sampled alone.
@@ -72,7 +72,7 @@ def test_population_matches_separate_runs_and_is_reproducible(tmp_path):
 def test_population_members_use_their_own_hyperparameters(tmp_path):
   c = tiny_config(**{"train.steps": 2, "train.log_every": 1, "train.checkpoint_every": 2})
   trials = [{"optim.g.lr": 0.0}, {"optim.g.lr": 1e-3}]
-  pop = population.train_population(c, trials, str(tmp_path), log=lambda m: None)
+  pop = train.train_and_evaluate(c, str(tmp_path), trials=trials)
   _, init = state_lib.create(c, (28, 28, 1), 10)
   frozen, moved = population.unstack(pop, 0), population.unstack(pop, 1)
   params_close(frozen.g.params, init.g.params, 0)            # lr 0: G never moved
@@ -87,11 +87,11 @@ def test_population_refuses_fields_that_change_the_program():
 def test_unrolled_population_equals_the_vmapped_one(tmp_path):
   c = tiny_config(**{"train.steps": 2, "train.log_every": 1, "train.checkpoint_every": 2})
   trials = [{"seed": 0}, {"seed": 3, "penalty_weight": 5.0}]
-  vm = population.train_population(c, trials, str(tmp_path / "v"), log=lambda m: None)
+  vm = train.train_and_evaluate(c, str(tmp_path / "v"), trials=trials)
   c.train.population_mode = "unroll"
-  un = population.train_population(c, trials, str(tmp_path / "u"), log=lambda m: None)
+  un = train.train_and_evaluate(c, str(tmp_path / "u"), trials=trials)
   params_close(un.g.params, vm.g.params, 1e-5)
   params_close(un.d.params, vm.d.params, 1e-5)
   c.train.population_mode = "loop"
   with pytest.raises(ValueError, match="vmap, unroll"):
-    population.train_population(c, trials, str(tmp_path / "x"), log=lambda m: None)
+    train.train_and_evaluate(c, str(tmp_path / "x"), trials=trials)

@@ -138,7 +138,7 @@ def test_dcgan_on_a_folder_of_images(tmp_path):
   c = dcgan_cfg.get_config("lego")
   c.data.folder = str(folder)
   c.data.batch_size = 8
-  c.model.g_base_features = c.model.d_base_features = 4
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 4
   c.train.steps, c.train.log_every, c.train.checkpoint_every = 2, 1, 2
   c.train.sample_every, c.train.progress, c.sample.grid_size = 2, False, 4
   state = train.train_and_evaluate(c, str(tmp_path / "run"))

@@ -137,7 +137,7 @@ def test_weight_clipping_bounds_every_critic_weight():
 
 def test_wgan_gp_metrics_and_step():
   c = wgan_gp_cfg.get_config()
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   c.model.latent_dim = 8
   c.data.batch_size, c.train.n_critic = 8, 2
   _, state, step, batch = make(c)
@@ -170,7 +170,7 @@ def test_label_tricks_are_refused_for_losses_without_targets():
 def test_gradient_penalty_refused_with_batchnorm_critic():
   c = wgan_gp_cfg.get_config()
   c.model.d_norm = "batch"
-  c.model.g_base_features = c.model.d_base_features = 8
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 8
   gan, _ = state_lib.create(c, (28, 28, 1), 0)
   with pytest.raises(ValueError, match="couples the examples.*d_norm='layer' or 'none'"):
     ts.make_train_step(gan, c)
@@ -208,13 +208,13 @@ def test_conditional_methods_train(method):
 
 
 def test_gradient_penalty_is_taken_wrt_the_image_only(monkeypatch):
-  from jaxgan import penalties
+  from jaxgan.regularizers import REGULARIZERS
   seen = []
-  original = penalties.PENALTIES.get("gp")
-  def spy(critic, real, fake, key):
-    seen.append((real.shape, fake.shape))
-    return original.fn(critic, real, fake, key)
-  monkeypatch.setitem(penalties.PENALTIES._items, "gp", original._replace(fn=spy))
+  original = REGULARIZERS.get("gp")
+  def spy(ctx):
+    seen.append((ctx.real.shape, ctx.fake.shape))
+    return original.fn(ctx)
+  monkeypatch.setitem(REGULARIZERS._items, "gp", original._replace(fn=spy))
   c = tiny_config(**{"model.conditioning": "concat", "loss": "wgan", "penalty": "gp"})
   _, state, step, batch = make(c, num_classes=10)
   step(state, batch)

@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from jaxgan.data.sources import ImageData
+from jaxgan import metrics as metrics_lib
 from jaxgan.eval import classifier as clf
 from jaxgan.eval import metrics as M
 from jaxgan.visualize import grid, save_png
@@ -26,6 +27,8 @@ class Extractor:
   predict: Optional[Callable[[np.ndarray], np.ndarray]] = None
   num_classes: int = 0
   info: dict = dataclasses.field(default_factory=dict)
+  # float images in [-1, 1] -> features, for metrics that look at small image changes
+  features_float: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 def from_flax(name: str, graphdef, params, *, feature_method: str = "features",
@@ -39,9 +42,9 @@ def from_flax(name: str, graphdef, params, *, feature_method: str = "features",
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
 
-  def batched(method):
+  def batched(method, scale: bool = True):
     fn = jax.jit(lambda p, x: getattr(nnx.merge(graphdef, p), method)(
-        jnp.asarray(x, jnp.float32) / 127.5 - 1.0))
+        jnp.asarray(x, jnp.float32) / 127.5 - 1.0 if scale else jnp.asarray(x, jnp.float32)))
     return lambda imgs: np.concatenate([np.asarray(fn(params, imgs[i:i + batch_size]),
                                                    np.float64)
                                         for i in range(0, len(imgs), batch_size)])
@@ -49,7 +52,8 @@ def from_flax(name: str, graphdef, params, *, feature_method: str = "features",
   if predict_method:
     logits = batched(predict_method)
     predict = lambda imgs: logits(imgs).argmax(-1)
-  return Extractor(name, batched(feature_method), predict, num_classes)
+  return Extractor(name, batched(feature_method), predict, num_classes,
+                   features_float=batched(feature_method, scale=False))
 
 
 def classifier_extractor(train: ImageData, test: ImageData, eval_cfg, log=print) -> Extractor:
@@ -98,32 +102,6 @@ def real_stats(data: ImageData, extractor: Extractor, cache_dir: str, max_featur
            class_dist=np.asarray([] if dist is None else dist))
   os.replace(path + ".tmp.npz", path)
   return RealStats(stats.mean, stats.cov, feats, dist)
-
-
-def evaluate_images(fake: np.ndarray, real: RealStats, extractor: Extractor, *,
-                    labels: Optional[np.ndarray] = None, full: bool = True,
-                    kid_subsets: int = 50, seed: int = 0) -> Dict[str, object]:
-  """All metrics of uint8 generated images against the real statistics.
-
-  With `labels` (the classes a conditional generator was asked for), `label_accuracy` is
-  the fraction of samples the classifier assigns to their requested class.
-  full=False computes the cheap ones used during training (FD, KID, class coverage)."""
-  feats = extractor.features(fake)
-  g = M.GaussianStats(feats.shape[1]).update(feats)
-  out: Dict[str, object] = {"num_samples": int(len(fake)),
-                            "fd": M.frechet_distance(g.mean, g.cov, real.mean, real.cov)}
-  out["kid_mean"], out["kid_std"] = M.kid(real.features, feats, num_subsets=kid_subsets,
-                                          subset_size=1000, seed=seed)
-  if extractor.predict is not None and extractor.num_classes:
-    pred = extractor.predict(fake)
-    out.update(M.class_coverage(pred, extractor.num_classes, real.class_dist))
-    if labels is not None:
-      out["label_accuracy"] = float(np.mean(pred == np.asarray(labels)))
-  if full:
-    n = min(len(real.features), len(feats), 5000)
-    out["precision"], out["recall"] = M.precision_recall(real.features[:n], feats[:n], k=3)
-    out["density"], out["coverage"] = M.density_coverage(real.features[:n], feats[:n], k=5)
-  return out
 
 
 def memorization(fake: np.ndarray, train_images: np.ndarray, heldout: Optional[np.ndarray],
@@ -196,11 +174,33 @@ class Evaluator:
     self.real = real_stats(data, self.extractor, ev.cache_dir, ev.max_real_features)
 
   def __call__(self, images: np.ndarray, *, labels: Optional[np.ndarray] = None,
-               full: bool = False, seed: int = 0) -> Dict[str, object]:
-    out = evaluate_images(images, self.real, self.extractor, labels=labels, full=full,
-                          seed=seed)
+               metrics: str = "", seed: int = 0, gan=None, state=None, key=None
+               ) -> Dict[str, object]:
+    """The named metrics (default: config.eval.metrics; "all": every registered one) of
+    uint8 generated images; `gan`/`state`/`key` serve the metrics that need G itself."""
+    names = metrics_lib.parse(metrics or self.config.eval.metrics)
+    inputs = metrics_lib.Inputs(images, labels, self.extractor, self.real, gan=gan,
+                                state=state, key=key, seed=seed)
+    out = metrics_lib.compute(names, inputs)
     out["classifier_test_accuracy"] = self.extractor.info.get("test_accuracy")
     return out
+
+  def evaluate_generator(self, gan, state, num_samples: int, key, metrics: str = "",
+                         seed: int = 0) -> Dict[str, object]:
+    """Samples `num_samples` images (a conditional model: every class in turn) and scores
+    them."""
+    from jaxgan import sampling  # pylint: disable=g-import-not-at-top
+    labels = sampling.make_labels(gan.num_classes, num_samples)
+    images = sampling.generate(gan, state, num_samples, key, labels)
+    return self(images, labels=labels, metrics=metrics, seed=seed, gan=gan, state=state,
+                key=key)
+
+  @staticmethod
+  def summary(result: Dict[str, object]) -> str:
+    """One line of whatever scalar metrics were computed."""
+    skip = {"num_samples", "classifier_test_accuracy", "kid_std"}
+    return ", ".join(f"{k} {v:.4g}" for k, v in result.items()
+                     if isinstance(v, (int, float)) and k not in skip)
 
   def memorization(self, images: np.ndarray, png_path: Optional[str]) -> Dict[str, object]:
     held = None if self.heldout is None else self.heldout.images

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.config import Field
+from jaxgan.models import Architecture, ARCHITECTURES
 from jaxgan.models import layers as L
 
 
@@ -151,3 +153,27 @@ class DCGANDiscriminator(nnx.Module):
       h = h.reshape((h.shape[0], -1))
     logits = L.call_layer(self.out, h, train=train).reshape((h.shape[0],))
     return self.cond.output(logits, phi, labels, train=train)
+
+
+def build(cfg, image_shape, num_classes, rngs):
+  cond = dict(conditioning=cfg.conditioning, num_classes=num_classes)
+  m = cfg.dcgan
+  g = DCGANGenerator(cfg.latent_dim, image_shape, base_features=m.g_base_features,
+                     start_size=m.start_size, stem=m.g_stem, upsample=m.upsample,
+                     act=cfg.g_act, norm=cfg.g_norm, embed_dim=cfg.embed_dim, init=cfg.init,
+                     rngs=rngs, **cond)
+  d = DCGANDiscriminator(image_shape, base_features=m.d_base_features,
+                         start_size=m.start_size, head=m.d_head, act=cfg.d_act,
+                         norm=cfg.d_norm, dropout=cfg.d_dropout,
+                         spectral_norm=cfg.d_spectral_norm, init=cfg.init, rngs=rngs, **cond)
+  return g, d
+
+
+ARCHITECTURES.register("dcgan", Architecture(build, {
+    "g_base_features": Field(64, "G's channels at the last upsampling (doubled per step up)"),
+    "d_base_features": Field(64, "D's channels after the first conv (doubled per step down)"),
+    "start_size": Field(4, "image_size = start_size * 2**n (7 for 28 px)"),
+    "g_stem": Field("convt", "convt (1x1 -> start_size) | dense"),
+    "d_head": Field("conv", "conv (k=start_size, valid) | dense"),
+    "upsample": Field("transpose", "transpose | resize (nearest x2 + conv)"),
+}))

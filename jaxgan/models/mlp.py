@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxgan.config import Field
+from jaxgan.models import Architecture, ARCHITECTURES
 from jaxgan.models import layers as L
 
 
@@ -68,3 +70,19 @@ class MLPDiscriminator(nnx.Module):
                          rngs=None if rngs is None else jax.random.fold_in(rngs, i))
     logits = L.call_layer(self.out, h, train=train)[:, 0]
     return self.cond.output(logits, h, labels, train=train)
+
+
+def build(cfg, image_shape, num_classes, rngs):
+  cond = dict(conditioning=cfg.conditioning, num_classes=num_classes)
+  m = cfg.mlp
+  g = MLPGenerator(cfg.latent_dim, tuple(m.g_widths), image_shape, act=cfg.g_act,
+                   norm=cfg.g_norm, embed_dim=cfg.embed_dim, init=cfg.init, rngs=rngs, **cond)
+  d = MLPDiscriminator(image_shape, tuple(m.d_widths), act=cfg.d_act, dropout=cfg.d_dropout,
+                       spectral_norm=cfg.d_spectral_norm, init=cfg.init, rngs=rngs, **cond)
+  return g, d
+
+
+ARCHITECTURES.register("mlp", Architecture(build, {
+    "g_widths": Field((256, 512, 1024), "hidden widths of G"),
+    "d_widths": Field((1024, 512, 256), "hidden widths of D"),
+}))

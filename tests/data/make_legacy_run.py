@@ -7,7 +7,7 @@ from jaxgan import train
 out = sys.argv[1]
 shutil.rmtree(out, ignore_errors=True)
 for steps, wd in ((2, out), (4, out + "_to4")):
-  c = tiny_config(**{"model.latent_dim": 2, "model.g_widths": (4,), "model.d_widths": (4,),
+  c = tiny_config(**{"model.latent_dim": 2, "model.g_widths": (4,), "model.d_widths": (4,),  # old layout
                      "data.batch_size": 8, "data.max_examples": 64, "train.steps": steps,
                      "train.log_every": 1, "train.sample_every": 0,
                      "train.checkpoint_every": 2, "train.tensorboard": False,

@@ -1,10 +1,8 @@
-"""Discriminator regularisers as pure functions: gradient penalties and weight clipping.
+"""Gradient penalties of the discriminator: gp, r1, r2, dragan.
 
-A penalty term is `fn(critic, real, fake, key) -> scalar` (unweighted; the train step
-multiplies it by `config.penalty_weight`), where `critic(x) -> logits[B]` closes over the
-discriminator parameters (and labels), so the gradient is taken with respect to the image
-only. A weight constraint is `project(d_params, clip_value) -> d_params`, applied after
-every critic update.
+Each is `fn(critic, real, fake, key) -> scalar` (unweighted), where `critic(x) -> logits[B]`
+closes over the discriminator parameters and labels, so the gradient is taken with respect
+to the image only, and registered as a D-side regularizer (jaxgan/regularizers).
 
 Input gradients are per example: grad of sum_i D(x_i) w.r.t. x gives every example's
 gradient in one backward pass as long as D has no cross-example coupling; the train step
@@ -12,25 +10,16 @@ refuses these penalties with a BatchNorm discriminator for that reason.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan.registry import Registry
+from jaxgan.regularizers import REGULARIZERS, Context, Regularizer
 
 Array = jax.Array
 Critic = Callable[[Array], Array]
-
-
-class Penalty(NamedTuple):
-  fn: Optional[Callable[[Critic, Array, Array, Array], Array]] = None
-  project: Optional[Callable] = None
-  per_example: bool = False
-
-
-PENALTIES: Registry[Penalty] = Registry("penalty", "config.penalty")
 
 
 def input_gradients(critic: Critic, x: Array) -> Array:
@@ -78,14 +67,13 @@ def dragan_penalty(critic: Critic, real: Array, fake: Array, key: Array) -> Arra
   return jnp.mean((grad_norms(critic, x_hat) - 1.0) ** 2)
 
 
-def clip_weights(params, clip_value: float):
-  """Original WGAN (Arjovsky et al. 2017): every critic weight clipped to [-c, c]."""
-  return jax.tree.map(lambda p: jnp.clip(p, -clip_value, clip_value), params)
+def _as_regularizer(penalty, weight: float) -> Regularizer:
+  def fn(ctx: Context):
+    return penalty(ctx.critic, ctx.real, ctx.fake, ctx.key), ctx.state
+  return Regularizer(fn, sides=("d",), weight=weight, per_example=True)
 
 
-PENALTIES.register("none", Penalty())
-PENALTIES.register("gp", Penalty(fn=gradient_penalty, per_example=True))
-PENALTIES.register("r1", Penalty(fn=r1_penalty, per_example=True))
-PENALTIES.register("r2", Penalty(fn=r2_penalty, per_example=True))
-PENALTIES.register("dragan", Penalty(fn=dragan_penalty, per_example=True))
-PENALTIES.register("clip", Penalty(project=clip_weights))
+REGULARIZERS.register("gp", _as_regularizer(gradient_penalty, 10.0))
+REGULARIZERS.register("r1", _as_regularizer(r1_penalty, 10.0))
+REGULARIZERS.register("r2", _as_regularizer(r2_penalty, 10.0))
+REGULARIZERS.register("dragan", _as_regularizer(dragan_penalty, 10.0))
