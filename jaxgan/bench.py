@@ -16,6 +16,7 @@ modules; only the optimizer settings are pinned (Adam 2e-4, betas (0.5, 0.999), 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,7 +31,6 @@ _CPU_CONV = ["auto"]  # --cpu-conv, applied to every pinned config
 
 def pinned_config(model: str):
   """The project config that is the pinned benchmark model `model`."""
-  sys.path.insert(0, ROOT)
   from configs import dcgan, gan, wgan_gp  # pylint: disable=g-import-not-at-top
   c = {"mlp_gan": lambda: gan.get_config("mnist_a"),
        "wgan_gp28": lambda: wgan_gp.get_config(),
@@ -51,8 +51,11 @@ def _common(peers_dir: str):
     raise FileNotFoundError(
         f"The benchmark harness {os.path.join(path, 'common.py')} is missing: it ships in "
         "../shared/bench/peers beside the project; pass --peers-dir DIR to point at it.")
-  sys.path.insert(0, path)
-  import common  # pylint: disable=g-import-not-at-top
+  # The harness is a file beside the project, not a package: load it by path.
+  spec = importlib.util.spec_from_file_location("bench_peers_common",
+                                                os.path.join(path, "common.py"))
+  common = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(common)
   return common
 
 
@@ -267,7 +270,6 @@ def bench_data(seconds: float, data_dir: str, log):
   """Images/s delivered to the device by the batch stream (host gather + transfer)."""
   import jax  # pylint: disable=g-import-not-at-top
   from jaxgan import data as data_lib, sharding  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, ROOT)
   from configs import default  # pylint: disable=g-import-not-at-top
   mesh = sharding.make_mesh()
   records = []

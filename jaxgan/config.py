@@ -190,7 +190,7 @@ def migrate(stored: dict) -> dict:
   shorthand written as what it means, D's weight projection (optim.d.clip)."""
   flat = {MIGRATIONS.get(k, k): v for k, v in flatten(stored).items()}
   if flat.get("penalty") == "clip":
-    flat["penalty"], flat["optim.d.clip"] = "none", flat.get("clip_value", 0.01)
+    flat["penalty"], flat["optim.d.clip"] = "none", flat.pop("clip_value", 0.01)
   return traverse_util.unflatten_dict({tuple(k.split(".")): v for k, v in flat.items()})
 
 
@@ -210,8 +210,10 @@ def config_from_dict(stored: dict) -> ml_collections.ConfigDict:
 
 
 def incompatible_fields(stored: dict, current: dict) -> List[str]:
-  """Fields whose change would make a resumed run a different run."""
-  a, b = flatten(migrate(stored)), flatten(migrate(current))
+  """Fields whose change would make a resumed run a different run (both read on top of
+  today's defaults, so fields added since the stored one was written compare equal)."""
+  a = flatten(config_to_dict(config_from_dict(stored)))
+  b = flatten(config_to_dict(config_from_dict(current)))
   safe = resume_fields()
   return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not _matches(k, safe))
 

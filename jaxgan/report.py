@@ -37,15 +37,18 @@ def build(workdir: str) -> str:
   parts.append(f"<h1>jaxgan run: {html.escape(os.path.basename(wd))}</h1>"
                f"<p class='sub'>{html.escape(wd)} &middot; last logged step {last_step} "
                f"&middot; loss {html.escape(str(cfg.get('loss', '?')))} &middot; penalty "
-               f"{html.escape(str(cfg.get('penalty', '?')))} &middot; architecture "
+               f"{html.escape(str(cfg.get('penalty', '?')))} &middot; regularizers "
+               f"{html.escape(str(cfg.get('regularizers', [])))} &middot; architecture "
                f"{html.escape(str(cfg.get('model', {}).get('arch', '?')))}</p>")
 
   parts.append("<h2>Training curves</h2>")
   curves = plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "losses.png"))
   if curves:
     parts.append(_img("losses.png", "losses, mean D outputs, accuracies"))
-  eval_keys = sorted({k for r in rows for k in r if k.startswith("eval/")
-                      and k.split("/")[1] in ("fd", "kid_mean", "classes_covered", "class_kl")})
+  # Whatever metrics the run computed (config.eval.metrics), without bookkeeping values.
+  eval_keys = sorted({k for r in rows for k, v in r.items() if k.startswith("eval/")
+                      and isinstance(v, (int, float)) and k.split("/")[1] not in (
+                          "num_samples", "classifier_test_accuracy", "kid_std")})
   if eval_keys:
     plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "eval_curves.png"),
                  groups=[[k] for k in eval_keys])

@@ -46,10 +46,6 @@ class MetricWriter:
       with self.tb.as_default(step=step):
         self._tf.summary.image(name, img[None])
 
-  def flush(self):
-    if self.tb is not None:
-      self.tb.flush()
-
   def close(self):
     if self.tb is not None:
       self.tb.close()

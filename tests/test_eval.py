@@ -136,3 +136,23 @@ def test_label_accuracy_of_a_conditional_generator(tmp_path):
   wrong = ev(data.images[:300], labels=(data.labels[:300] + 1) % 10)
   assert right["label_accuracy"] > 0.6 and wrong["label_accuracy"] < 0.2
   assert "label_accuracy" not in ev(data.images[:300])
+
+
+def test_population_members_are_evaluated_and_keep_their_best_checkpoint(tmp_path):
+  c = eval_config(tmp_path, **{"train.steps": 6, "checkpoint.keep": 1,
+                               "train.checkpoint_every": 100})
+  trials = [{"seed": 0}, {"seed": 1, "optim.d.lr": 1e-3}]
+  train.train_and_evaluate(c, str(tmp_path / "pop"), trials=trials)
+  fds = []
+  for name in ("seed=0", "seed=1,optim.d.lr=0.001"):
+    wd = tmp_path / "pop" / name
+    rows = [json.loads(l) for l in open(wd / "metrics.jsonl")]
+    evals = [r for r in rows if "eval/fd" in r]
+    assert [r["step"] for r in evals] == [3, 6] and [r["step"] for r in rows
+                                                      if "d_loss" in r] == [2, 4, 6]
+    fds.append([r["eval/fd"] for r in evals])
+    best = min(evals, key=lambda r: r["eval/fd"])["step"]
+    assert sorted(int(d) for d in os.listdir(wd / "checkpoints")) == sorted({best, 6})
+    _, _, state = train.restore_for_sampling(str(wd), "best")
+    assert int(state.step) == best
+  assert fds[0] != fds[1]  # each member scored on its own samples

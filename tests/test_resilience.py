@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,11 +22,6 @@ TINY = ["--config", "configs/gan.py", "--config.model.latent_dim=8",
         "--config.data.batch_size=16", "--config.data.max_examples=256",
         "--config.train.log_every=10", "--config.train.sample_every=0",
         "--config.train.progress=False", "--config.eval.every=0"]
-
-
-def bits_equal(a, b):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  return len(la) == len(lb) and all(bool(jnp.array_equal(x, y)) for x, y in zip(la, lb))
 
 
 def launch(args, workdir, **kw):
@@ -76,7 +72,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
   _, _, a = train.restore_for_sampling(str(tmp_path / "ref"))
   _, _, b = train.restore_for_sampling(str(tmp_path / "killed"))
   assert int(a.step) == int(b.step) == 1500
-  assert bits_equal(a, b)
+  chex.assert_trees_all_equal(a, b)
 
 
 def test_sigterm_saves_at_the_next_step_and_exits_cleanly(tmp_path):
@@ -108,7 +104,7 @@ def test_half_written_newest_checkpoint_is_ignored(tmp_path):
   shutil.copytree(wd / "checkpoints" / "6", tmp)
   shutil.rmtree(tmp / "state")
   resumed = train.train_and_evaluate(tiny_config(**{"train.steps": 8}), str(wd))
-  assert bits_equal(ref.g.params, resumed.g.params) and bits_equal(ref.d, resumed.d)
+  chex.assert_trees_all_equal((ref.g.params, ref.d), (resumed.g.params, resumed.d))
   assert not tmp.exists()  # cleaned up at start
   assert sorted(os.listdir(wd / "checkpoints")) == ["3", "6", "8"]
 
@@ -131,5 +127,31 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   ck.wait()
   template = jax.tree.map(jnp.zeros_like, st)
   back, meta = ck.restore(template)
-  assert meta == {"note": "x"} and bits_equal(st, back)
+  assert meta == {"note": "x"}
+  chex.assert_trees_all_equal(st, back)
   assert np.asarray(back.key).dtype == np.uint32
+
+
+def test_population_sigterm_saves_and_resumes_bit_identically(tmp_path):
+  pop = ["--seeds", "0,1", "--population"]
+  args = TINY + ["--config.train.steps=2000", "--config.train.checkpoint_every=1000000"]
+  ref = launch(args + pop, str(tmp_path / "ref"))
+  _, err = ref.communicate(timeout=600)
+  assert ref.returncode == 0, err[-3000:]
+  wd = str(tmp_path / "run")
+  p = launch(args + pop, wd)
+  wait_for_training(os.path.join(wd, "seed=0"), p)
+  p.send_signal(signal.SIGTERM)
+  out, err = p.communicate(timeout=120)
+  assert p.returncode == 0, err[-3000:]
+  saved = [int(d) for d in os.listdir(os.path.join(wd, "population", "checkpoints"))]
+  assert len(saved) == 1 and 10 <= saved[0] < 2000, out
+  r = launch(args + pop, wd)
+  out, err = r.communicate(timeout=600)
+  assert r.returncode == 0, err[-3000:]
+  assert f"Resumed from the checkpoint of step {saved[0]}" in out
+  for member in ("seed=0", "seed=1"):
+    _, _, a = train.restore_for_sampling(str(tmp_path / "ref" / member))
+    _, _, b = train.restore_for_sampling(os.path.join(wd, member))
+    assert int(a.step) == int(b.step) == 2000
+    chex.assert_trees_all_equal(a, b)

@@ -2,8 +2,8 @@
 import csv
 import os
 
+import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -48,8 +48,7 @@ def test_sequential_sweep_skips_finished_trials(tmp_path):
 
 
 def params_close(a, b, tol):
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
+  chex.assert_trees_all_close(a, b, rtol=tol, atol=tol)
 
 
 def test_population_matches_separate_runs_and_is_reproducible(tmp_path):
@@ -61,8 +60,7 @@ def test_population_matches_separate_runs_and_is_reproducible(tmp_path):
     params_close(population.unstack(pop, i).g.params, alone.g.params, 1e-5)
     params_close(population.unstack(pop, i).d.params, alone.d.params, 1e-5)
   again = train.train_and_evaluate(c, str(tmp_path / "pop2"), trials=trials)
-  assert all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(pop),
-                                                         jax.tree.leaves(again)))
+  chex.assert_trees_all_equal(pop, again)
   # Each member is an ordinary run: it can be restored and sampled alone.
   _, _, member = train.restore_for_sampling(str(tmp_path / "pop" / "seed=1,optim.d.lr=0.001"))
   params_close(member.g.params, population.unstack(pop, 1).g.params, 0)

@@ -2,8 +2,8 @@
 import json
 import os
 
+import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -13,7 +13,12 @@ from tests.conftest import tiny_config
 
 
 def params_equal(a, b):
-  return all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  """Whether two trees are bit-identical (chex names the first differing leaf)."""
+  try:
+    chex.assert_trees_all_equal(a, b)
+  except AssertionError:
+    return False
+  return True
 
 
 def test_end_to_end_writes_metrics_samples_and_checkpoints(tmp_path):
@@ -158,3 +163,25 @@ def test_tensorboard_holds_scalars_images_and_histograms(tmp_path):
     assert tag in tags, (tag, sorted(tags))
   assert [s for s, _ in tags["g_loss"]] == [2, 4, 6]
   assert [s for s, _ in tags["samples/fixed_noise"]] == [0, 3, 6]
+
+
+def test_a_run_written_before_the_config_and_state_layout_changed_resumes(tmp_path):
+  """tests/data/legacy_run was written by the code of commit 602960e (old config layout,
+  old TrainState without regularizer states, the penalty weight in hparams)."""
+  import shutil
+  from jaxgan.config import config_from_dict
+  here = os.path.dirname(os.path.abspath(__file__))
+  wd = str(tmp_path / "legacy")
+  shutil.copytree(os.path.join(here, "data", "legacy_run"), wd)
+  _, _, old = train.restore_for_sampling(wd)
+  assert int(old.step) == 2 and float(old.hparams["reg/r1"]) == 0.5
+  c = config_from_dict(json.load(open(os.path.join(wd, "config.json"))))
+  c.train.steps = 4
+  state = train.train_and_evaluate(c, wd)
+  assert int(state.step) == 4
+  # The old code trained the same run to step 4: the resumed one matches it.
+  ref = np.load(os.path.join(here, "data", "legacy_run_step4_params.npz"))
+  for name, tree in (("g", state.g.params), ("d", state.d.params)):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      np.testing.assert_allclose(leaf, ref[name + jax.tree_util.keystr(path)], rtol=1e-6,
+                                 atol=1e-7)

@@ -8,6 +8,8 @@ import pytest
 from flax import nnx
 
 from configs import wgan_gp as wgan_gp_cfg
+from jaxgan.losses import LOSSES
+from jaxgan.regularizers import REGULARIZERS
 from jaxgan import rng, state as state_lib, train_step as ts
 from tests.conftest import tiny_config
 
@@ -149,8 +151,11 @@ def test_wgan_gp_metrics_and_step():
                                              rel=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["minimax", "non_saturating", "lsgan", "hinge", "wgan", "ragan"])
-@pytest.mark.parametrize("penalty", ["none", "clip", "gp", "r1", "r2", "dragan"])
+D_SIDE = [n for n in REGULARIZERS.names() if "d" in REGULARIZERS.get(n).sides]
+
+
+@pytest.mark.parametrize("loss", LOSSES.names())            # every registered loss ...
+@pytest.mark.parametrize("penalty", ["none", "clip", *D_SIDE])  # ... with every D term
 def test_every_loss_with_every_penalty_trains(loss, penalty):
   c = tiny_config(**{"loss": loss, "penalty": penalty, "penalty_weight": 1.0})
   _, state, step, batch = make(c)

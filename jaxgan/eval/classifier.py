@@ -96,14 +96,6 @@ def predict_fn(graph, params, batch_size: int = 1000):
   return predict
 
 
-def features_fn(graph, params, batch_size: int = 1000):
-  feats = jax.jit(lambda p, x: nnx.merge(graph, p).features(_to_float(x)))
-  def features(images):
-    return np.concatenate([np.asarray(feats(params, images[i:i + batch_size]), np.float64)
-                           for i in range(0, len(images), batch_size)])
-  return features
-
-
 def split_for_classifier(data: ImageData, test_fraction: float = 0.2) -> Tuple[ImageData, ImageData]:
   """A deterministic train/test split of one labelled dataset (when no test split exists)."""
   n_test = int(len(data.images) * test_fraction)

@@ -23,7 +23,6 @@ from jaxgan.registry import Registry, import_all
 class Metric(NamedTuple):
   fn: Callable[["Inputs"], Dict[str, float]]
   needs: str = "features"     # images | features | predictions | generator
-  training: bool = True       # cheap enough to run during training (else eval mode only)
 
 
 METRICS: Registry[Metric] = Registry("metric", "config.eval.metrics")

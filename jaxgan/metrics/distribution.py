@@ -43,5 +43,5 @@ def density_coverage(inp: Inputs):
 
 METRICS.register("fd", Metric(fd))
 METRICS.register("kid", Metric(kid))
-METRICS.register("pr", Metric(precision_recall, training=False))
-METRICS.register("dc", Metric(density_coverage, training=False))
+METRICS.register("pr", Metric(precision_recall))
+METRICS.register("dc", Metric(density_coverage))

@@ -225,7 +225,3 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
   total = max((out - 1) * stride + kernel - size, 0)
   return total // 2, total - total // 2
 
-
-def upsample_padding(out_size: int, kernel: int, stride: int) -> Tuple[int, int]:
-  """Padding of the convolution out_size -> out_size/stride whose adjoint upsamples x stride."""
-  return same_padding(out_size, kernel, stride)

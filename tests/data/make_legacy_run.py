@@ -1,6 +1,6 @@
 """Writes tests/data/legacy_run: a run directory written by jaxgan before the config and
 train-state layout of issue 16 (commit 602960e), to test that old runs still resume."""
-import os, shutil, sys
+import shutil, sys
 sys.path.insert(0, ".")
 from tests.conftest import tiny_config
 from jaxgan import train

@@ -1,0 +1,67 @@
+"""The config schema: one source for defaults, resume and population policies, migration."""
+import json
+import os
+
+import pytest
+
+from jaxgan import config as C
+from jaxgan import models, state as state_lib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_defaults_hold_every_schema_field_and_each_architecture_block():
+  flat = C.flatten(C.config_to_dict(C.default_config()))
+  fields = C.all_fields()
+  assert set(flat) == set(fields)
+  for arch in models.ARCHITECTURES.names():
+    assert any(k.startswith(f"model.{arch}.") for k in flat), arch
+  assert flat["model.mlp.g_widths"] == [256, 512, 1024]
+  assert flat["model.dcgan.start_size"] == 4
+
+
+def test_population_fields_are_exactly_what_the_state_or_optimizer_carries():
+  # A population may vary a field only if the step reads it from the state: the seed
+  # (the state's key), the injected optimizer hyperparameters, TrainState.hparams.
+  injected = {"lr", "b1", "b2", "eps", "decay"}
+  for f in C.population_fields():
+    ok = (f == "seed" or f == "penalty_weight" or f in state_lib.HPARAMS
+          or (f.startswith("optim.") and f.split(".")[-1] in injected))
+    assert ok, f
+  assert set(state_lib.HPARAMS) <= set(C.population_fields())
+
+
+def test_stored_config_of_an_old_run_is_migrated():
+  stored = json.load(open(os.path.join(HERE, "data", "legacy_run", "config.json")))
+  assert "g_widths" in stored["model"]  # the layout before per-architecture blocks
+  c = C.config_from_dict(stored)
+  assert c.model.mlp.g_widths == (4,) and c.model.mlp.d_widths == (4,)
+  assert c.penalty == "r1" and c.penalty_weight == 0.5 and c.labels.smoothing == 0.1
+  assert C.incompatible_fields(stored, C.config_to_dict(c)) == []
+
+
+def test_clip_penalty_shorthand_equals_the_projection_field():
+  old = C.config_to_dict(C.default_config())
+  old.update(penalty="clip", clip_value=0.02)
+  new = C.default_config()
+  new.optim.d.clip = 0.02
+  assert C.incompatible_fields(old, C.config_to_dict(new)) == []
+  new.optim.d.clip = 0.03
+  assert C.incompatible_fields(old, C.config_to_dict(new)) == ["optim.d.clip"]
+
+
+def test_resume_policy_comes_from_the_schema():
+  a = C.config_to_dict(C.default_config())
+  b = C.default_config()
+  b.train.steps, b.eval.metrics, b.sample.grid_size = 5, "fd", 9
+  assert C.incompatible_fields(a, C.config_to_dict(b)) == []
+  b.loss, b.model.mlp.g_widths = "hinge", (8,)
+  assert C.incompatible_fields(a, C.config_to_dict(b)) == ["loss", "model.mlp.g_widths"]
+
+
+def test_describe_lists_every_field():
+  table = C.describe()
+  for k in C.all_fields():
+    assert f"| `{k}` |" in table
+  with pytest.raises(KeyError):
+    C.get_field(C.default_config(), "train.stepz")
