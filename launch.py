@@ -3,8 +3,14 @@
   python launch.py --config configs/gan.py --workdir runs/gan
   python launch.py --config configs/wgan_gp.py --workdir runs/wgan_gp --config.train.steps=500
   python launch.py --workdir runs/gan --mode sample --num_samples 10000
+
+A mistake the user can fix (a bad config value, a missing file, a workdir in use) ends in
+one line on stderr, `error: ...`, and exit code 2 (`--debug` shows the traceback); a run
+stopped by SIGTERM/SIGINT saves a checkpoint and exits with 75 (jaxgan/errors.py).
 """
+import ast
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads data here
 
@@ -40,7 +46,10 @@ flags.DEFINE_integer("num_processes", None, "Multi-process runs: number of proce
 flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with the "
                   "cluster's auto-detected settings (SLURM, TPU pods, Open MPI, ...).")
-flags.mark_flags_as_required(["workdir"])
+flags.DEFINE_integer("resume_step", None, "train: resume from this checkpoint step instead "
+                     "of the newest (e.g. when the newest cannot be restored); newer "
+                     "checkpoints are moved to DIR/checkpoints_set_aside/, not deleted.")
+flags.DEFINE_bool("debug", False, "Show the traceback of user errors too.")
 
 
 def init_distributed():
@@ -59,32 +68,156 @@ def init_distributed():
   jax.distributed.initialize(**kwargs)
 
 
+def _fail(message: str, code: int = 2):
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def _config_path(argv):
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      return a.split("=", 1)[1]
+    if a == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _check_config_file(path: str):
+  file = path.split(":", 1)[0]
+  if not os.path.isfile(file):
+    _fail(f"--config {path!r}: no such file; pass a config file such as configs/gan.py "
+          f"(the files in configs/ are: {', '.join(sorted(f for f in os.listdir('configs') if f.endswith('.py') and not f.startswith('_')))}).")
+  try:
+    with open(file) as f:
+      compile(f.read(), file, "exec")
+  except SyntaxError as e:
+    _fail(f"--config {file}, line {e.lineno}: {e.msg}; fix the file's Python syntax.")
+
+
+def _check_overrides(argv):
+  """Every --config.FIELD=VALUE names a schema field and parses as its type, before absl
+  and ml_collections parse them (their errors are tracebacks)."""
+  from jaxgan.config import all_fields  # pylint: disable=g-import-not-at-top
+  from jaxgan.errors import did_you_mean  # pylint: disable=g-import-not-at-top
+  fields = all_fields()
+  for i, a in enumerate(argv):
+    if not a.startswith("--config.") or a.startswith("--config.help"):
+      continue
+    key, has_value, value = a[len("--config."):].partition("=")
+    if not has_value:
+      value = argv[i + 1] if i + 1 < len(argv) else ""
+    if key not in fields:
+      _fail(f"--config.{key}: no such config field.{did_you_mean(key, fields)} "
+            "configs/default.py lists every field.")
+    problem = _parse_problem(fields[key].default, value)
+    if problem:
+      _fail(f"--config.{key}={value!r}: {problem} ({fields[key].doc}).")
+
+
+def _parse_problem(default, text: str):
+  if isinstance(default, bool):
+    ok = text.lower() in ("true", "false", "1", "0")
+    return None if ok else "takes True or False"
+  try:
+    if isinstance(default, int):
+      int(text)
+    elif isinstance(default, float):
+      float(text)
+    elif isinstance(default, tuple):
+      ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    kind = {int: "an integer", float: "a number"}.get(type(default), "a Python literal tuple")
+    return f"takes {kind}"
+  return None
+
+
+def parse_flags(argv):
+  """absl flag parsing with one-line errors (exit 2) for bad flags and config files."""
+  path = _config_path(argv)
+  if path is not None:
+    _check_config_file(path)
+  _check_overrides(argv)
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    text = str(e)
+    if "Traceback" in text and "--debug" not in argv:  # raised by the config file's code
+      last = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith(" ")]
+      cause = next((l for l in reversed(last) if not l.startswith(".")), text)
+      _fail(f"--config {path}: {cause}")
+    _fail(f"{text.splitlines()[0]} See --helpshort.")
+  except Exception as e:  # pylint: disable=broad-except  (raised by the config file's code)
+    if "--debug" in argv:
+      raise
+    _fail(f"--config {path}: {type(e).__name__}: {e}")
+
+
 def main(argv):
+  from jaxgan import errors  # pylint: disable=g-import-not-at-top
+  try:
+    return _main(argv)
+  except errors.UserError as e:
+    if FLAGS.debug:
+      raise
+    _fail(str(e))
+  except errors.Preempted as e:
+    print(f"Stopped by signal {e.signum} at step {e.step}; the checkpoint is saved. Run the "
+          "same command to resume.", flush=True)
+    sys.exit(errors.EXIT_PREEMPTED)
+
+
+def _checkpoint_choice(text: str) -> str:
+  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  if text in ("latest", "best") or text.isdigit():
+    return text
+  raise UserError(f"--checkpoint={text!r}: takes 'latest', 'best' or a step number.")
+
+
+def _main(argv):
+  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}; flags start with --.")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
   from jaxgan import runtime  # pylint: disable=g-import-not-at-top
   runtime.tune_host_allocator()  # before the first big host allocation
   init_distributed()
-  from jaxgan import sampling, train  # pylint: disable=g-import-not-at-top
+  from jaxgan import sampling, train, validate  # pylint: disable=g-import-not-at-top
+  from jaxgan import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  if not FLAGS.workdir:
+    raise UserError("--workdir is required: the directory of the run (created when training).")
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
+  if FLAGS.mode != "train":
+    workdir_lib.require_run(workdir)   # reading modes never create a workdir
+    if FLAGS.num_samples < 1:
+      raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
+    _checkpoint_choice(FLAGS.checkpoint)
   if FLAGS.mode == "train":
     if FLAGS.config is None:
-      raise app.UsageError("--config is required to train, e.g. --config configs/gan.py")
+      raise UserError("--config is required to train, e.g. --config configs/gan.py")
+    if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
+      raise UserError("--population needs --sweep or --seeds (the trials to train together).")
+    validate.validate(FLAGS.config)
+    trials = None
     if FLAGS.sweep or FLAGS.seeds:
       from jaxgan import sweep  # pylint: disable=g-import-not-at-top
       trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
                 sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
+      sweep.check_trials(FLAGS.config, trials)
       if FLAGS.population:
-        train.train_and_evaluate(FLAGS.config, workdir, trials=trials)
-      else:
-        sweep.run_sequential(FLAGS.config, trials, workdir)
+        from jaxgan import population  # pylint: disable=g-import-not-at-top
+        population.check(trials)
+    if trials is not None:
+      if FLAGS.population:
+        train.train_and_evaluate(FLAGS.config, workdir, trials=trials,
+                                 resume_step=FLAGS.resume_step)
+      else:  # each trial locks its own directory; this lock keeps a second sweep out
+        workdir_lib.prepare(workdir)
+        with workdir_lib.lock_for_training(workdir):
+          sweep.run_sequential(FLAGS.config, trials, workdir)
       sweep.summarize(workdir, trials)
       return
-    if FLAGS.population:
-      raise app.UsageError("--population needs --sweep or --seeds.")
-    state = train.train_and_evaluate(FLAGS.config, workdir)
+    state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)
     print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
   elif FLAGS.mode == "sample":
     _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
@@ -95,7 +228,9 @@ def main(argv):
   elif FLAGS.mode == "latent":
     from jaxgan import latent  # pylint: disable=g-import-not-at-top
     _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
-    label = None if FLAGS.labels in ("", "even", "all") else int(FLAGS.labels)
+    label = None
+    if FLAGS.labels not in ("", "even", "all"):
+      label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
     for path in latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label).values():
       print(f"Wrote {path}")
   elif FLAGS.mode == "report":
@@ -112,4 +247,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

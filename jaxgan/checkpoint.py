@@ -40,7 +40,7 @@ def _leaf_paths(tree) -> dict:
 
 class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
-               best_metric: str = "", best_mode: str = "min"):
+               best_metric: str = "", best_mode: str = "min", read_only: bool = False):
     self.directory = os.path.abspath(directory)
     self.best_metric, self.best_mode = best_metric, best_mode
     policies = [pp.LatestN(n=keep)]
@@ -51,7 +51,9 @@ class Checkpointer:
                                reverse=best_mode == "min", n=1,
                                keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
-        create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+        # Reading modes create nothing and remove nothing (not even half-written saves).
+        create=not read_only, enable_async_checkpointing=async_save and not read_only,
+        cleanup_tmp_directories=not read_only,
         best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
         keep_checkpoints_without_metrics=True,
         preservation_policy=pp.AnyPreservationPolicy(policies))
@@ -117,6 +119,17 @@ class Checkpointer:
         return leaf
       return jax.device_put(np.asarray(value, leaf.dtype), getattr(leaf, "sharding", None))
     return jax.tree_util.tree_map_with_path(pick, target), dict(out.meta)
+
+  def newest_readable(self, target, below: int) -> Optional[int]:
+    """The newest step before `below` whose metadata and state both restore, or None."""
+    for step in sorted((s for s in self.all_steps() if s < below), reverse=True):
+      try:
+        self.read_meta(step)
+        self.restore(target, step)
+        return step
+      except Exception:  # pylint: disable=broad-except  (any damage: try the next one)
+        continue
+    return None
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -13,42 +13,110 @@ A run's stored config is read back on top of today's defaults (`config_from_dict
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
-from typing import Any, Dict, List
+import math
+from typing import Any, Dict, List, Optional
 
 import ml_collections
 from flax import traverse_util
 
+from jaxgan.errors import UserError, did_you_mean
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """lo <= value <= hi (or strict with lo_open / hi_open); None = unbounded."""
+  lo: Optional[float] = None
+  hi: Optional[float] = None
+  lo_open: bool = False
+  hi_open: bool = False
+
+  def problem(self, v) -> Optional[str]:
+    if not math.isfinite(v):
+      return "must be a finite number"
+    if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+      return f"must be {self.text()}"
+    if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+      return f"must be {self.text()}"
+    return None
+
+  def text(self) -> str:
+    lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+    hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+    return " and ".join(x for x in (lo, hi) if x)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+  """One of the names (a tuple, or a function returning a registry's names); with
+  `several`, a comma-separated list of them ('' allowed)."""
+  names: Any
+  several: bool = False
+
+  def valid(self) -> List[str]:
+    return list(self.names() if callable(self.names) else self.names)
+
+  def problem(self, v) -> Optional[str]:
+    valid = self.valid()
+    names = [n.strip() for n in v.split(",") if n.strip()] if self.several else [v]
+    for name in names:
+      if name not in valid:
+        text = [str(x) for x in valid]
+        what = f"has unknown name {name!r}" if self.several else "is not valid"
+        return f"{what}.{did_you_mean(str(name), text)} Valid: {', '.join(text)}"
+    return None
+
+  def text(self) -> str:
+    return ("comma-separated of: " if self.several else "one of: ") + ", ".join(
+        str(x) for x in self.valid())
+
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-  """One config field: default value, one-line meaning and policies."""
+  """One config field: default value, one-line meaning, valid values and policies. The
+  type is the default's (an int field takes integers, a tuple field a tuple)."""
   default: Any
   doc: str
   resume: bool = False      # may change when a run resumes
   population: bool = False  # may differ between members of a population
+  rule: Any = None          # Range | OneOf | a function value -> problem text or None
+
+
+def _names(registry_path: str, extra=()):
+  """The names of a registry, read when validating (registries fill at import)."""
+  def names():
+    module, attr = registry_path.rsplit(".", 1)
+    return [*extra, *getattr(importlib.import_module(module), attr).names()]
+  return names
+
+
+GE0, GE1, POS = Range(0), Range(1), Range(0, lo_open=True)
+UNIT = Range(0, 1, hi_open=True)          # [0, 1)
+PROB = Range(0, 1)                        # [0, 1]
 
 
 def _optim_fields(net: str) -> Dict[str, Field]:
   who = {"g": "generator", "d": "discriminator"}[net]
   p = f"optim.{net}."
   return {
-      p + "name": Field("adam", f"{who} optimizer: adam | rmsprop | sgd"),
-      p + "lr": Field(2e-4, f"{who} learning rate", population=True),
-      p + "b1": Field(0.5, "Adam beta1", population=True),
-      p + "b2": Field(0.999, "Adam beta2", population=True),
-      p + "eps": Field(1e-8, "Adam / RMSProp epsilon", population=True),
-      p + "decay": Field(0.99, "RMSProp decay", population=True),
-      p + "momentum": Field(0.0, "SGD momentum"),
+      p + "name": Field("adam", f"{who} optimizer", rule=OneOf(_names("jaxgan.optim.OPTIMIZERS"))),
+      p + "lr": Field(2e-4, f"{who} learning rate", population=True, rule=POS),
+      p + "b1": Field(0.5, "Adam beta1", population=True, rule=UNIT),
+      p + "b2": Field(0.999, "Adam beta2", population=True, rule=UNIT),
+      p + "eps": Field(1e-8, "Adam / RMSProp epsilon", population=True, rule=POS),
+      p + "decay": Field(0.99, "RMSProp decay", population=True, rule=UNIT),
+      p + "momentum": Field(0.0, "SGD momentum", rule=UNIT),
       p + "clip": Field(0.0, "> 0: project the weights into [-clip, clip] after every update "
-                        "(the original WGAN's weight clipping; D only)"),
+                        "(the original WGAN's weight clipping; 0 = off)", rule=GE0),
   }
 
 
 FIELDS: Dict[str, Field] = {
     "seed": Field(0, "root seed of the run: initialisation, data order, every draw",
-                  population=True),
-    "num_devices": Field(0, "devices to use (0: every device of every process)", resume=True),
+                  population=True, rule=GE0),
+    "num_devices": Field(0, "devices to use (0: every device of every process)", resume=True,
+                         rule=GE0),
     # Data
     "data.name": Field("", "TFDS name (mnist, fashion_mnist, cifar10, celeb_a, ...); '' with "
                        "no folder: the embedded Fashion-MNIST (offline)"),
@@ -60,77 +128,99 @@ FIELDS: Dict[str, Field] = {
     "data.image_key": Field("image", "TFDS feature holding the image"),
     "data.label_key": Field("label", "TFDS feature holding the label ('' for none; "
                             "'attributes/Blond_Hair' style for celeb_a)"),
-    "data.image_size": Field(28, "images are resized to image_size x image_size"),
-    "data.channels": Field(1, "1 (grayscale) or 3 (RGB)"),
-    "data.batch_size": Field(64, "global batch, split over all devices"),
-    "data.max_examples": Field(0, "0 = all; a small number for quick tests"),
+    "data.image_size": Field(28, "images are resized to image_size x image_size",
+                             rule=Range(4, 4096)),
+    "data.channels": Field(1, "1 (grayscale) or 3 (RGB)", rule=OneOf((1, 3))),
+    "data.batch_size": Field(64, "global batch, split over all devices", rule=GE1),
+    "data.max_examples": Field(0, "0 = all; a small number for quick tests", rule=GE0),
     # Model (the architecture's own fields are in config.model.<arch>, see jaxgan/models)
-    "model.arch": Field("mlp", "architecture (jaxgan/models): mlp | dcgan"),
-    "model.latent_dim": Field(64, "size of z"),
-    "model.conditioning": Field("none", "none | concat | projection | acgan"),
-    "model.embed_dim": Field(32, "class embedding size of a projection-conditioned G"),
-    "model.acgan_weight": Field(1.0, "weight of the auxiliary classification losses (acgan)"),
-    "model.init": Field("pytorch", "weight initialisation: pytorch | lecun | glorot | dcgan"),
-    "model.g_act": Field("relu", "generator activation"),
-    "model.d_act": Field("leaky_relu", "discriminator activation"),
-    "model.g_norm": Field("none", "generator normalisation: batch | layer | none"),
-    "model.d_norm": Field("none", "discriminator normalisation: batch | layer | none"),
-    "model.d_dropout": Field(0.0, "dropout rate in D"),
+    "model.arch": Field("mlp", "architecture (jaxgan/models)",
+                        rule=OneOf(_names("jaxgan.models.ARCHITECTURES"))),
+    "model.latent_dim": Field(64, "size of z", rule=GE1),
+    "model.conditioning": Field("none", "class conditioning",
+                                rule=OneOf(("none", "concat", "projection", "acgan"))),
+    "model.embed_dim": Field(32, "class embedding size of a projection-conditioned G",
+                             rule=GE1),
+    "model.acgan_weight": Field(1.0, "weight of the auxiliary classification losses (acgan)",
+                                rule=GE0),
+    "model.init": Field("pytorch", "weight initialisation",
+                        rule=OneOf(("pytorch", "lecun", "glorot", "dcgan"))),
+    "model.g_act": Field("relu", "generator activation",
+                         rule=OneOf(_names("jaxgan.models.layers.ACTIVATIONS"))),
+    "model.d_act": Field("leaky_relu", "discriminator activation",
+                         rule=OneOf(_names("jaxgan.models.layers.ACTIVATIONS"))),
+    "model.g_norm": Field("none", "generator normalisation", rule=OneOf(("batch", "layer", "none"))),
+    "model.d_norm": Field("none", "discriminator normalisation",
+                          rule=OneOf(("batch", "layer", "none"))),
+    "model.d_dropout": Field(0.0, "dropout rate in D", rule=UNIT),
     "model.d_spectral_norm": Field(False, "spectral normalisation of D's layers"),
     # Objective
-    "loss": Field("non_saturating", "adversarial loss (jaxgan/losses.py): minimax | "
-                  "non_saturating | lsgan | hinge | wgan | ragan"),
+    "loss": Field("non_saturating", "adversarial loss (jaxgan/losses.py)",
+                  rule=OneOf(_names("jaxgan.losses.LOSSES"))),
     "regularizers": Field((), "regularizers (jaxgan/regularizers): a list of {name, weight, "
-                          "every, side, ...}; every = lazy regularization (applied every k "
+                          "every, side}; every = lazy regularization (applied every k "
                           "updates with weight x k); side = d or g"),
-    "penalty": Field("none", "shorthand for one D-side regularizer: none | gp | r1 | r2 | "
-                     "dragan | clip (= optim.d.clip = clip_value)"),
+    "penalty": Field("none", "shorthand for one D-side regularizer ('clip' = optim.d.clip = "
+                     "clip_value)", rule=OneOf(_names("jaxgan.regularizers.REGULARIZERS",
+                                                      ("none", "clip")))),
     "penalty_weight": Field(10.0, "weight of `penalty`: lambda (gp, dragan) or gamma (r1, r2)",
-                            population=True),
-    "clip_value": Field(0.01, "penalty='clip': critic weights in [-c, c]"),
+                            population=True, rule=GE0),
+    "clip_value": Field(0.01, "penalty='clip': critic weights in [-c, c]", rule=POS),
     "d_loss_average": Field(False, "D loss = (real term + fake term) / 2 instead of the sum"),
-    "labels.smoothing": Field(0.0, "one-sided: real target 1 - smoothing", population=True),
-    "labels.noise": Field(0.0, "real 1 + noise*U(0,1), fake -noise*U(0,1)", population=True),
+    "labels.smoothing": Field(0.0, "one-sided: real target 1 - smoothing", population=True,
+                              rule=UNIT),
+    "labels.noise": Field(0.0, "real 1 + noise*U(0,1), fake -noise*U(0,1)", population=True,
+                          rule=Range(0, 1)),
     "labels.flip": Field(0.0, "probability of swapping an example's targets",
-                         population=True),
+                         population=True, rule=PROB),
     "augment.policy": Field("", "augmentations of every D input (jaxgan/augment), "
-                            "comma-separated, applied in order; '' = none"),
+                            "comma-separated, applied in order; '' = none",
+                            rule=OneOf(_names("jaxgan.augment.AUGMENTATIONS"), several=True)),
     "ema_decay": Field(0.0, "> 0: sample and evaluate with an EMA of G's weights",
-                       population=True),
+                       population=True, rule=UNIT),
     **_optim_fields("g"),
     **_optim_fields("d"),
     # Training
-    "train.steps": Field(10_000, "generator updates", resume=True),
-    "train.n_critic": Field(1, "discriminator updates per generator update"),
-    "train.critic_loop": Field("unroll", "unroll | scan"),
+    "train.steps": Field(10_000, "generator updates", resume=True, rule=GE1),
+    "train.n_critic": Field(1, "discriminator updates per generator update", rule=GE1),
+    "train.critic_loop": Field("unroll", "critic updates unrolled or in a lax.scan",
+                               rule=OneOf(("unroll", "scan"))),
     "train.population_mode": Field("vmap", "--population: vmap (one batched step) | unroll "
-                                   "(members one after another in one program)"),
+                                   "(members one after another in one program)",
+                                   rule=OneOf(("vmap", "unroll"))),
     "train.cpu_conv": Field("auto", "CPU float32 convolutions: auto (oneDNN when it builds, "
-                            "else XLA) | onednn | xla", resume=True),
-    "train.log_every": Field(100, "steps between log rows", resume=True),
-    "train.sample_every": Field(1000, "steps between sample grids (0: off)", resume=True),
-    "train.checkpoint_every": Field(1000, "steps between checkpoints", resume=True),
+                            "else XLA) | onednn | xla", resume=True,
+                            rule=OneOf(("auto", "onednn", "xla"))),
+    "train.log_every": Field(100, "steps between log rows", resume=True, rule=GE1),
+    "train.sample_every": Field(1000, "steps between sample grids (0: off)", resume=True,
+                                rule=GE0),
+    "train.checkpoint_every": Field(1000, "steps between checkpoints", resume=True, rule=GE1),
     "train.progress": Field(True, "progress bar", resume=True),
     "train.tensorboard": Field(True, "also write TensorBoard event files (DIR/tensorboard)",
                                resume=True),
-    "checkpoint.keep": Field(3, "checkpoints kept (plus the best one)", resume=True),
+    "checkpoint.keep": Field(3, "checkpoints kept (plus the best one)", resume=True, rule=GE1),
     "checkpoint.async_save": Field(True, "write checkpoints in the background", resume=True),
     # Evaluation
-    "eval.every": Field(0, "> 0: evaluate eval.metrics every N steps", resume=True),
+    "eval.every": Field(0, "> 0: evaluate eval.metrics every N steps (0: off)", resume=True,
+                        rule=GE0),
     "eval.metrics": Field("fd,kid,classes", "metrics during training (jaxgan/metrics), "
-                          "comma-separated", resume=True),
+                          "comma-separated", resume=True,
+                          rule=OneOf(_names("jaxgan.metrics.METRICS"), several=True)),
     "eval.num_samples": Field(2000, "generated images per evaluation during training",
-                              resume=True),
+                              resume=True, rule=GE1),
     "eval.best_metric": Field("fd", "the checkpoint with the lowest value is kept apart"),
     "eval.cache_dir": Field("~/.cache/jaxgan", "trained classifiers and real statistics",
                             resume=True),
-    "eval.classifier_steps": Field(2000, "training steps of the in-domain classifier"),
+    "eval.classifier_steps": Field(2000, "training steps of the in-domain classifier",
+                                   rule=GE1),
     "eval.test_split": Field("test", "TFDS split for the classifier's accuracy and "
                              "memorisation"),
-    "eval.max_real_features": Field(10000, "real features kept for KID / precision-recall"),
-    "eval.memorization_samples": Field(16, "samples in the memorisation check", resume=True),
-    "sample.grid_size": Field(64, "images in each sample grid", resume=True),
-    "sample.grid_cols": Field(8, "columns of a sample grid", resume=True),
+    "eval.max_real_features": Field(10000, "real features kept for KID / precision-recall",
+                                    rule=GE1),
+    "eval.memorization_samples": Field(16, "samples in the memorisation check", resume=True,
+                                       rule=GE1),
+    "sample.grid_size": Field(64, "images in each sample grid", resume=True, rule=GE1),
+    "sample.grid_cols": Field(8, "columns of a sample grid (0: square)", resume=True, rule=GE0),
 }
 
 # Fields that moved: stored configs of older runs are read through this table.
@@ -218,11 +308,56 @@ def incompatible_fields(stored: dict, current: dict) -> List[str]:
   return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not _matches(k, safe))
 
 
+def _type_problem(default, v) -> Optional[str]:
+  """Whether `v` has the type of the field's default (ints for ints, ...)."""
+  if isinstance(default, bool):
+    return None if isinstance(v, bool) else "must be True or False"
+  if isinstance(default, int):
+    return None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
+  if isinstance(default, float):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return None if ok else "must be a number"
+  if isinstance(default, str):
+    return None if isinstance(v, str) else "must be a string"
+  if isinstance(default, tuple):
+    return None if isinstance(v, (tuple, list)) else "must be a tuple"
+  return None
+
+
+def field_problem(key: str, f: Field, v) -> Optional[str]:
+  """What is wrong with value `v` of field `key`, or None."""
+  problem = _type_problem(f.default, v)
+  if problem is None and f.rule is not None:
+    problem = f.rule(v) if callable(f.rule) else f.rule.problem(v)
+  return problem
+
+
+def check_fields(config) -> None:
+  """Type and range of every field, and no field outside the schema (UserError)."""
+  fields = all_fields()
+  for k, v in flatten(config_to_dict(config)).items():
+    if k not in fields:
+      raise UserError(f"config.{k} is not a config field.{did_you_mean(k, fields)} "
+                      "configs/default.py lists every field.")
+    problem = field_problem(k, fields[k], v)
+    if problem:
+      raise UserError(f"config.{k}={v!r}: {problem} ({fields[k].doc}). Set "
+                      f"--config.{k} to a valid value.")
+
+
+def rule_text(f: Field) -> str:
+  if f.rule is None or callable(f.rule) and not hasattr(f.rule, "text"):
+    return ""
+  return f.rule.text()
+
+
 def describe() -> str:
-  """The schema as a Markdown table (field, default, meaning) for the README."""
-  rows = ["| field | default | meaning |", "|---|---|---|"]
+  """The schema as a Markdown table (field, default, valid values, meaning)."""
+  rows = ["| field | default | valid | meaning |", "|---|---|---|---|"]
   for k, f in all_fields().items():
-    flags = [w for w, on in (("resume-safe", f.resume), ("population", f.population)) if on]
-    extra = f" ({', '.join(flags)})" if flags else ""
-    rows.append(f"| `{k}` | `{f.default!r}` | {f.doc}{extra} |")
+    flags = [w for w, on in (("may change on resume", f.resume),
+                             ("may vary in a population", f.population)) if on]
+    extra = f" ({'; '.join(flags)})" if flags else ""
+    valid = rule_text(f).replace("|", "\\|")
+    rows.append(f"| `{k}` | `{f.default!r}` | {valid} | {f.doc}{extra} |")
   return "\n".join(rows)

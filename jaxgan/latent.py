@@ -12,6 +12,7 @@ from PIL import Image
 from jaxgan import rng, sampling
 from jaxgan.state import GAN, TrainState, sampling_params
 from jaxgan.visualize import grid, save_png, to_uint8
+from jaxgan.errors import UserError
 
 
 def lerp(z0, z1, t):
@@ -39,7 +40,7 @@ def interpolate(gan: GAN, state: TrainState, z0, z1, steps: int, method: str = "
                 label: Optional[int] = None) -> np.ndarray:
   """uint8 images along the path from G(z0) to G(z1), endpoints included."""
   if method not in ("linear", "spherical"):
-    raise ValueError(f"Unknown interpolation {method!r}; valid: linear, spherical.")
+    raise UserError(f"Unknown interpolation {method!r}; valid: linear, spherical.")
   t = jnp.linspace(0.0, 1.0, steps)
   z = (lerp if method == "linear" else slerp)(z0, z1, t)
   labels = None

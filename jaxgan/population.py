@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.config import population_fields
+from jaxgan.errors import UserError
 from jaxgan.sweep import Trial, apply, trial_name  # noqa: F401  (used through this module)
 
 
@@ -28,13 +29,13 @@ def check(trials: List[Trial]) -> None:
   allowed = population_fields()
   bad = sorted({k for t in trials for k in t} - set(allowed))
   if bad:
-    raise ValueError(
+    raise UserError(
         f"--population trains trials that differ only in the seed and scalar "
         f"hyperparameters ({', '.join(allowed)}); these fields would change "
         f"the program: {', '.join(bad)}. Run the sweep without --population.")
   emas = {float(t.get("ema_decay", -1)) > 0 for t in trials if "ema_decay" in t}
   if len(emas) > 1:
-    raise ValueError("--population: ema_decay must be > 0 for all members or for none.")
+    raise UserError("--population: ema_decay must be > 0 for all members or for none.")
 
 
 def stack(trees):
@@ -59,7 +60,7 @@ def population_step(step_fn, members: int, mode: str):
   if mode == "vmap":
     return jax.vmap(step_fn)
   if mode != "unroll":
-    raise ValueError(f"Unknown train.population_mode {mode!r}; valid: "
+    raise UserError(f"Unknown train.population_mode {mode!r}; valid: "
                      f"{', '.join(POPULATION_MODES)}.")
 
   def unrolled(states, batches):

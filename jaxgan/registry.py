@@ -10,6 +10,8 @@ import importlib
 import pkgutil
 from typing import Dict, Generic, Iterator, TypeVar
 
+from jaxgan.errors import UserError, did_you_mean
+
 T = TypeVar("T")
 
 
@@ -35,9 +37,9 @@ class Registry(Generic[T]):
       return self._items[name]
     except KeyError:
       where = f" (set by {self.config_field})" if self.config_field else ""
-      raise ValueError(
-          f"Unknown {self.kind} {name!r}{where}. Valid {self.kind} names: "
-          f"{', '.join(sorted(self._items))}.") from None
+      raise UserError(
+          f"Unknown {self.kind} {name!r}{where}.{did_you_mean(str(name), self._items)} "
+          f"Valid {self.kind} names: {', '.join(sorted(self._items))}.") from None
 
   def names(self) -> list[str]:
     return sorted(self._items)

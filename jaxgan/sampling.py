@@ -11,21 +11,25 @@ import numpy as np
 from jaxgan import rng
 from jaxgan.state import GAN, TrainState, sampling_params
 from jaxgan.visualize import save_grid, to_uint8
+from jaxgan.errors import UserError
 
 
 def make_labels(num_classes: int, n: int, choice: str = "even") -> Optional[np.ndarray]:
   """Labels for n conditional samples: "even" cycles through all classes, an integer
   string gives that class for every sample; None for an unconditional model."""
   if num_classes <= 0:
+    if choice not in ("", "even", "all"):
+      raise UserError(f"--labels={choice}: the model is unconditional (trained without "
+                      "config.model.conditioning); drop --labels.")
     return None
   if choice in ("", "even", "all"):
     return (np.arange(n) % num_classes).astype(np.int32)
   try:
     c = int(choice)
   except ValueError:
-    raise ValueError(f"--labels must be 'even' or a class index, got {choice!r}.") from None
+    raise UserError(f"--labels must be 'even' or a class index, got {choice!r}.") from None
   if not 0 <= c < num_classes:
-    raise ValueError(f"--labels={c} is out of range: the model has {num_classes} classes "
+    raise UserError(f"--labels={c} is out of range: the model has {num_classes} classes "
                      f"(0..{num_classes - 1}).")
   return np.full((n,), c, np.int32)
 

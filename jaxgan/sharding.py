@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
+from jaxgan.errors import UserError
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
@@ -18,7 +19,7 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   """
   n = num_devices or jax.device_count()
   if n > jax.device_count():
-    raise ValueError(f"config.num_devices={n} but only {jax.device_count()} devices exist.")
+    raise UserError(f"config.num_devices={n} but only {jax.device_count()} devices exist.")
   return jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:n])
 
@@ -35,7 +36,7 @@ def batch_sharding(mesh, batch_axis: int = 1) -> NamedSharding:
 def check_batch_size(batch_size: int, mesh) -> None:
   n = mesh.devices.size
   if batch_size % n:
-    raise ValueError(f"config.data.batch_size={batch_size} must be divisible by the "
+    raise UserError(f"config.data.batch_size={batch_size} must be divisible by the "
                      f"{n} devices of the mesh.")
 
 

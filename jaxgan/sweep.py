@@ -25,6 +25,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
+from jaxgan.errors import UserError
 
 Trial = Dict[str, object]
 
@@ -39,7 +40,7 @@ def zip_(**axes: Sequence) -> List[Trial]:
   """Trials pairing the i-th values of every field (all lists of one length)."""
   lens = {len(v) for v in axes.values()}
   if len(lens) != 1:
-    raise ValueError(f"zip_ needs lists of one length, got lengths {sorted(lens)}.")
+    raise UserError(f"zip_ needs lists of one length, got lengths {sorted(lens)}.")
   return [dict(zip(axes, vals)) for vals in zip(*axes.values())]
 
 
@@ -51,7 +52,7 @@ def parse_seeds(text: str) -> List[int]:
   try:
     return [int(s) for s in text.split(",") if s.strip()]
   except ValueError:
-    raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2,3; got {text!r}.") from None
+    raise UserError(f"--seeds takes comma-separated integers, e.g. 0,1,2,3; got {text!r}.") from None
 
 
 def load_trials(config_path: str) -> List[Trial]:
@@ -61,12 +62,25 @@ def load_trials(config_path: str) -> List[Trial]:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, "sweep"):
-    raise ValueError(f"{path} defines no sweep() function; add one returning a list of "
+    raise UserError(f"{path} defines no sweep() function; add one returning a list of "
                      "override dicts (see jaxgan/sweep.py), or use --seeds 0,1,2.")
   trials = list(module.sweep())
   if not trials:
-    raise ValueError(f"{path}: sweep() returned no trials.")
+    raise UserError(f"{path}: sweep() returned no trials.")
   return trials
+
+
+def check_trials(config, trials: List[Trial]) -> None:
+  """Refuses a sweep with a trial listed twice, or whose configs are invalid, before any
+  of them trains."""
+  from jaxgan import validate  # pylint: disable=g-import-not-at-top
+  names = [trial_name(t) for t in trials]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    raise UserError(f"--seeds/--sweep: trial(s) {', '.join(dup)} listed twice; give each seed "
+                    "or trial once.")
+  for t in trials:
+    validate.validate(apply(config, t))
 
 
 def apply(config, overrides: Trial):
@@ -77,10 +91,11 @@ def apply(config, overrides: Trial):
     parts = k.split(".")
     for p in parts[:-1]:
       if p not in node:
-        raise ValueError(f"Sweep field {k!r} does not exist in the config.")
+        raise UserError(f"Sweep field {k!r} does not exist in the config; see "
+                        "configs/default.py for the fields.")
       node = node[p]
     if parts[-1] not in node:
-      raise ValueError(f"Sweep field {k!r} does not exist in the config.")
+      raise UserError(f"Sweep field {k!r} does not exist in the config.")
     node[parts[-1]] = type(node[parts[-1]])(v) if isinstance(node[parts[-1]], float) else v
   return c
 

@@ -26,7 +26,10 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import population as pop_lib
 from jaxgan import rng, sampling, sharding, state as state_lib, train_step as ts, visualize
+from jaxgan import validate as validate_lib
+from jaxgan import workdir as workdir_lib
 from jaxgan.config import config_from_dict, config_to_dict, incompatible_fields
+from jaxgan.errors import Preempted, UserError
 from jaxgan.writers import MetricWriter
 
 NonFiniteError = actions_lib.NonFiniteError
@@ -49,6 +52,7 @@ class _Preemption:
 
   def __init__(self):
     self.signal = None
+    self.repeats = 0
     self._old = {}
 
   def __enter__(self):
@@ -62,7 +66,12 @@ class _Preemption:
   def _handle(self, signum, frame):
     del frame
     if self.signal is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt  # a second Ctrl-C interrupts at once
+      self.repeats += 1
+      if self.repeats >= 2:
+        raise KeyboardInterrupt  # a third Ctrl-C gives up on the save
+      print("Stopping: saving a checkpoint first (Ctrl-C once more aborts without saving).",
+            flush=True)
+      return
     self.signal = signum
 
   def __exit__(self, *exc):
@@ -93,7 +102,7 @@ def setup(config, data: Optional[data_lib.ImageData] = None, image_shape=None,
   if data is not None:
     image_shape, num_classes = data.image_shape, data.num_classes
   if config.model.conditioning != "none" and not num_classes:
-    raise ValueError(
+    raise UserError(
         f"config.model.conditioning={config.model.conditioning!r} needs labelled data, but "
         f"the dataset has no labels (config.data.label_key={config.data.label_key!r}). Set "
         "config.model.conditioning='none' or pick a labelled dataset.")
@@ -172,25 +181,69 @@ class Run:
             "num_classes": self.gan.num_classes, "class_names": list(self.data.class_names),
             "dataset": self.data.name}
 
-  def restore(self):
-    """The state to start from: the newest checkpoint (checked to be of this config or
-    population), else the initial one."""
-    if self.ckpt.latest_step() is None:
+  def restore(self, resume_step: Optional[int] = None):
+    """The state to start from: the newest checkpoint (or `resume_step`'s), checked to be
+    of this config or population before its state is read, else the initial one."""
+    steps = self.ckpt.all_steps()
+    if not steps:
+      if resume_step is not None:
+        raise UserError(f"--resume_step={resume_step}: {self.ckpt.directory!r} holds no "
+                        "checkpoint; drop the flag to start the run.")
       return self.initial, 0
-    state, stored = self.ckpt.restore(self.initial)
+    if resume_step is not None:
+      self._set_aside_after(resume_step, steps)
+    step = max(steps) if resume_step is None else resume_step
+    try:
+      stored = self.ckpt.read_meta(step)
+    except Exception as e:  # pylint: disable=broad-except  (any damage: a user-fixable state)
+      self._damaged(step, e)
+    self._check_stored(stored)
+    try:
+      state, _ = self.ckpt.restore(self.initial, step)
+    except Exception as e:  # pylint: disable=broad-except
+      self._damaged(step, e)
+    start = int(np.asarray(state.step).reshape(-1)[0])
+    for m in self.members:
+      _trim_metrics(m.workdir, start)
+    _say(f"Resumed from the checkpoint of step {start} in {self.workdir}")
+    return state, start
+
+  def _check_stored(self, stored: dict):
     bad = incompatible_fields(config_to_dict(config_from_dict(stored.get("config", {}))),
                               config_to_dict(self.config))
     if bad:
-      raise ValueError(
+      raise UserError(
           f"{self.workdir!r} holds a run with a different config; these fields differ: "
           f"{', '.join(bad)}. Use a new --workdir, or restore the old values (only "
           f"train.steps and logging/checkpoint frequencies may change on resume).")
     if self.population and stored.get("trials") != json.loads(json.dumps(self.trials)):
-      raise ValueError(f"{self.workdir!r} holds a population of other trials; use a new "
-                       "--workdir.")
-    start = int(np.asarray(state.step).reshape(-1)[0])
-    _say(f"Resumed from the checkpoint of step {start} in {self.workdir}")
-    return state, start
+      raise UserError(f"{self.workdir!r} holds a population of other trials; use a new "
+                      "--workdir or the same --seeds/--sweep.")
+
+  def _damaged(self, step: int, error: Exception):
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    good = self.ckpt.newest_readable(self.initial, below=step)
+    where = f"Checkpoint step {step} in {self.ckpt.directory!r} cannot be restored ({reason})."
+    if good is None:
+      raise UserError(f"{where} No older checkpoint can be restored either; start a new "
+                      "run with another --workdir.") from None
+    raise UserError(f"{where} The newest step that can be is {good}: add --resume_step={good} "
+                    "to resume from it (newer checkpoints are then moved to "
+                    "checkpoints_set_aside/, not deleted).") from None
+
+  def _set_aside_after(self, resume_step: int, steps: List[int]):
+    if resume_step not in steps:
+      raise UserError(f"--resume_step={resume_step}: no such checkpoint in "
+                      f"{self.ckpt.directory!r}; its steps are {sorted(steps)}.")
+    aside = os.path.join(self.workdir, "checkpoints_set_aside")
+    for s in sorted(x for x in steps if x > resume_step):
+      os.makedirs(aside, exist_ok=True)
+      target = os.path.join(aside, str(s))
+      while os.path.exists(target):
+        target += "_"
+      os.rename(os.path.join(self.ckpt.directory, str(s)), target)
+      _say(f"Moved checkpoint step {s} to {target} (resuming from step {resume_step}).")
+    self.ckpt.manager.reload()
 
   def batch(self, step: int):
     host = [b.for_step(step) for b in self.batches]
@@ -223,16 +276,28 @@ class Run:
     self.ckpt.close()
 
 
-def train_and_evaluate(config, workdir: str, trials: Optional[List[dict]] = None):
+def train_and_evaluate(config, workdir: str, trials: Optional[List[dict]] = None,
+                       resume_step: Optional[int] = None):
   """Trains (or resumes) the GAN described by `config` in `workdir`; with `trials`, all of
-  them together as one population (each member in workdir/<trial name>)."""
+  them together as one population (each member in workdir/<trial name>). Holds the
+  workdir's lock throughout; raises errors.Preempted after a signal-requested save."""
+  validate_lib.validate(config)
+  workdir_lib.prepare(workdir)
+  with workdir_lib.lock_for_training(workdir):
+    state, preempted = _train(config, workdir, trials, resume_step)
+  if preempted is not None:
+    raise Preempted(preempted, int(np.asarray(state.step).reshape(-1)[0]))
+  return state
+
+
+def _train(config, workdir, trials, resume_step):
   run = Run(config, workdir, trials)
   _say(f"Data {run.data.name}: {len(run.data.images)} images of {run.data.image_shape}, "
        f"{run.data.num_classes} classes; {run.mesh.devices.size} device(s) "
        f"({jax.devices()[0].platform})" + (f"; population of {len(run.members)}"
                                            if run.population else ""))
   try:
-    state, start = run.restore()
+    state, start = run.restore(resume_step)
     for m in run.members:
       _write_config(m.config, m.workdir)
     evaluator = _evaluator(config, run.data)
@@ -245,7 +310,23 @@ def train_and_evaluate(config, workdir: str, trials: Optional[List[dict]] = None
     for m in run.members:
       visualize.plot_metrics(os.path.join(m.workdir, "metrics.jsonl"),
                              os.path.join(m.workdir, "losses.png"))
-  return state
+  return state, loop.preempted
+
+
+def _trim_metrics(workdir: str, step: int):
+  """Drops rows logged after `step` (after the checkpoint a run resumes from: they belong
+  to the steps that are trained again), so metrics.jsonl stays in order without
+  duplicates."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path) or not _is_main():
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = [l for l in lines if l.strip() and json.loads(l).get("step", 0) <= step]
+  if len(keep) != len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.writelines(keep)
+    os.replace(path + ".tmp", path)
 
 
 def _evaluator(config, data):
@@ -277,6 +358,7 @@ def _loop(run: Run, loop, actions, state, start: int):
           break
       for a in actions:
         a.end(loop, done, state)
+      run.ckpt.wait()  # a Ctrl-C now waits for the save to be complete
   finally:
     for a in actions:
       a.close()
@@ -285,33 +367,64 @@ def _loop(run: Run, loop, actions, state, start: int):
 
 def restore_for_sampling(workdir: str, which: str = "latest"):
   """(config, gan, state) of the `which` ("latest", "best" or a step number) checkpoint
-  in `workdir`, without loading data."""
+  in `workdir`, without loading data and without writing anything."""
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False)
-  step = ckpt.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"No checkpoint in {ckpt_dir!r}: "
-                            "train first (--mode train) with this --workdir.")
-  if which == "best":
-    best = config_from_dict(ckpt.read_meta(step)["config"]).eval.best_metric
+  if not os.path.isdir(ckpt_dir):
+    raise UserError(f"No checkpoint in {ckpt_dir!r}: train first (--mode train) with this "
+                    "--workdir.")
+  ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False, read_only=True)
+  try:
+    step = _pick_step(ckpt, workdir, which)
+    try:
+      return _load_for_sampling(ckpt, step)
+    except Exception as e:  # pylint: disable=broad-except  (damage is the user's to fix)
+      others = [s for s in ckpt.all_steps() if s != step and _readable(ckpt, s)]
+      raise UserError(f"Checkpoint step {step} in {ckpt_dir!r} cannot be restored "
+                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                      f"readable steps: {others or 'none'}"
+                      + (f"; pass --checkpoint {max(others)}." if others else ".")) from None
+  finally:
     ckpt.close()
-    ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False, best_metric=best)
-    step = ckpt.best_step()
+
+
+def _pick_step(ckpt, workdir: str, which: str) -> int:
+  steps = ckpt.all_steps()
+  if not steps:
+    raise UserError(f"No checkpoint in {ckpt.directory!r}: train first (--mode train) with "
+                    "this --workdir.")
+  if which == "latest":
+    return max(steps)
+  if which == "best":
+    best = config_from_dict(ckpt.read_meta(max(steps))["config"]).eval.best_metric
+    scorer = ckpt_lib.Checkpointer(ckpt.directory, read_only=True, best_metric=best)
+    step = scorer.best_step()
+    scorer.close()
     if step is None:
-      raise FileNotFoundError(f"No checkpoint in {workdir!r} carries evaluation metrics: "
-                              "train with --config.eval.every=N to keep a best checkpoint.")
-  elif which != "latest":
-    step = int(which)
-    if step not in ckpt.all_steps():
-      raise FileNotFoundError(f"No checkpoint of step {step} in {workdir!r}; kept steps: "
-                              f"{ckpt.all_steps()}.")
+      raise UserError(f"No checkpoint in {workdir!r} carries evaluation metrics: train with "
+                      "--config.eval.every=N to keep a best checkpoint, or pass --checkpoint "
+                      "latest.")
+    return step
+  if not str(which).isdigit() or int(which) not in steps:
+    raise UserError(f"--checkpoint={which!r}: no such checkpoint in {workdir!r}; kept steps: "
+                    f"{sorted(steps)} (or 'latest', 'best').")
+  return int(which)
+
+
+def _load_for_sampling(ckpt, step: int):
   meta = ckpt.read_meta(step)
   config = config_from_dict(meta["config"])
   gan, state = setup(config, image_shape=tuple(meta["image_shape"]),
                      num_classes=meta["num_classes"])
   state, _ = ckpt.restore(state, step)
-  ckpt.close()
   return config, gan, state
+
+
+def _readable(ckpt, step: int) -> bool:
+  try:
+    _load_for_sampling(ckpt, step)
+    return True
+  except Exception:  # pylint: disable=broad-except
+    return False
 
 
 def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 10_000,

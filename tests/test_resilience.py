@@ -1,5 +1,6 @@
 """A run survives crashes, kills and preemption, and resumes bit for bit (issue: exact
 reproducibility). Subprocess tests drive launch.py as a cluster would."""
+import json
 import os
 import random
 import shutil
@@ -12,8 +13,10 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxgan import train
+from jaxgan.errors import EXIT_PREEMPTED, UserError
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,8 +85,9 @@ def test_sigterm_saves_at_the_next_step_and_exits_cleanly(tmp_path):
   wait_for_training(wd, p)
   p.send_signal(signal.SIGTERM)
   out, err = p.communicate(timeout=120)
-  assert p.returncode == 0, err[-3000:]
+  assert p.returncode == EXIT_PREEMPTED, err[-3000:]  # a scheduler restarts it
   assert "Signal 15: saving a checkpoint at step" in out
+  assert "Run the same command to resume" in out and "Traceback" not in err
   steps = [int(d) for d in os.listdir(os.path.join(wd, "checkpoints")) if d.isdigit()]
   assert len(steps) == 1 and 10 <= steps[0] < 1000000
   # The same command resumes from there (here with a budget just past it).
@@ -143,7 +147,7 @@ def test_population_sigterm_saves_and_resumes_bit_identically(tmp_path):
   wait_for_training(os.path.join(wd, "seed=0"), p)
   p.send_signal(signal.SIGTERM)
   out, err = p.communicate(timeout=120)
-  assert p.returncode == 0, err[-3000:]
+  assert p.returncode == EXIT_PREEMPTED, err[-3000:]
   saved = [int(d) for d in os.listdir(os.path.join(wd, "population", "checkpoints"))]
   assert len(saved) == 1 and 10 <= saved[0] < 2000, out
   r = launch(args + pop, wd)
@@ -155,3 +159,59 @@ def test_population_sigterm_saves_and_resumes_bit_identically(tmp_path):
     _, _, b = train.restore_for_sampling(os.path.join(wd, member))
     assert int(a.step) == int(b.step) == 2000
     chex.assert_trees_all_equal(a, b)
+
+
+def test_a_second_process_on_the_same_workdir_is_refused_then_takes_over(tmp_path):
+  wd = str(tmp_path / "run")
+  args = TINY + ["--config.train.steps=1000000", "--config.train.checkpoint_every=100"]
+  first = launch(args, wd)
+  wait_for_training(wd, first)
+  second = launch(args, wd)
+  _, err = second.communicate(timeout=120)
+  assert second.returncode == 2 and "Traceback" not in err, err[-3000:]
+  assert f"is in use by process {first.pid} on host" in err and "another --workdir" in err
+  assert first.poll() is None  # the holder is untouched
+  first.send_signal(signal.SIGKILL)
+  first.wait()
+  # The dead holder's lock is taken over: the run resumes.
+  third = launch(TINY + ["--config.train.steps=3", "--config.train.checkpoint_every=100"], wd)
+  out, err = third.communicate(timeout=300)
+  assert third.returncode == 0, err[-3000:]
+
+
+def _damage(ckpt_dir, how):
+  """Truncates the largest data file of a checkpoint's state, or deletes its metadata."""
+  if how == "truncate":
+    files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(ckpt_dir, "state"))
+             for f in fs]
+    big = max(files, key=os.path.getsize)
+    with open(big, "r+b") as f:
+      f.truncate(os.path.getsize(big) // 2)
+  else:
+    os.remove(os.path.join(ckpt_dir, "meta", "metadata"))
+
+
+@pytest.mark.parametrize("how", ["truncate", "missing"])
+def test_a_damaged_latest_checkpoint_is_named_and_the_one_before_resumes(tmp_path, how):
+  ref = train.train_and_evaluate(tiny_config(**{"train.steps": 8}), str(tmp_path / "ref"))
+  wd = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(), wd)  # checkpoints 3 and 6
+  _damage(os.path.join(wd, "checkpoints", "6"), how)
+  with pytest.raises(UserError, match=r"Checkpoint step 6 in .* cannot be restored \(.*\)\. "
+                     r"The newest step that can be is 3: add --resume_step=3"):
+    train.train_and_evaluate(tiny_config(**{"train.steps": 8}), wd)
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == ["3", "6"]  # nothing deleted
+  with pytest.raises(UserError, match=r"Checkpoint step 6 .* readable steps: \[3\]; pass "
+                     r"--checkpoint 3"):
+    train.restore_for_sampling(wd)
+  resumed = train.train_and_evaluate(tiny_config(**{"train.steps": 8}), wd, resume_step=3)
+  chex.assert_trees_all_equal((ref.g.params, ref.d), (resumed.g.params, resumed.d))
+  assert os.path.isdir(os.path.join(wd, "checkpoints_set_aside", "6"))  # kept aside
+  rows = [json.loads(l)["step"] for l in open(os.path.join(wd, "metrics.jsonl"))]
+  assert rows == sorted(rows) and len(rows) == len(set(rows))  # no duplicated rows
+
+
+def test_resume_with_another_width_names_the_field_before_reading_the_state(tmp_path):
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  with pytest.raises(UserError, match="these fields differ: model.mlp.g_widths"):
+    train.train_and_evaluate(tiny_config(**{"model.mlp.g_widths": (64,)}), str(tmp_path))

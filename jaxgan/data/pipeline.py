@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxgan import rng
 from jaxgan.data.sources import ImageData
+from jaxgan.errors import UserError
 
 
 class EpochSampler:
@@ -19,7 +20,8 @@ class EpochSampler:
 
   def __init__(self, num_examples: int, batch_size: int, seed: int, stream: int = 0):
     if batch_size < 1 or num_examples < batch_size:
-      raise ValueError(f"Cannot draw batches of {batch_size} from {num_examples} examples.")
+      raise UserError(f"config.data.batch_size={batch_size}: the data has only {num_examples} "
+                      "examples (per process); lower the batch size or use more data.")
     self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
     self.stream = stream
     self.batches_per_epoch = num_examples // batch_size
@@ -50,7 +52,7 @@ class Batches:
   def __init__(self, data: ImageData, batch_size: int, n_critic: int, seed: int,
                process_index: int = 0, process_count: int = 1):
     if batch_size % process_count:
-      raise ValueError(f"config.data.batch_size={batch_size} must be divisible by the "
+      raise UserError(f"config.data.batch_size={batch_size} must be divisible by the "
                        f"{process_count} processes.")
     self.data, self.n_critic = data, n_critic
     stream = process_index + 1 if process_count > 1 else 0

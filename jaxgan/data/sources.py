@@ -16,6 +16,7 @@ import pathlib
 from typing import Optional, Sequence
 
 import numpy as np
+from jaxgan.errors import UserError, UserFileError
 
 EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
 EMBEDDED_NAME = "fashion_mnist_embedded"
@@ -34,10 +35,10 @@ class ImageData:
 
   def __post_init__(self):
     if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise ValueError(f"{self.name}: images must be uint8 [N, H, W, C], got "
+      raise UserError(f"{self.name}: images must be uint8 [N, H, W, C], got "
                        f"{self.images.dtype} {self.images.shape}.")
     if self.labels is not None and len(self.labels) != len(self.images):
-      raise ValueError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images.")
+      raise UserError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images.")
 
   @property
   def image_shape(self):
@@ -61,7 +62,7 @@ def preprocess(images, image_size: int, channels: int):
   x = tf.convert_to_tensor(images)
   c = x.shape[-1]
   if c not in (1, 3, 4):
-    raise ValueError(f"Images have {c} channels; expected 1 (grayscale), 3 (RGB) or 4 (RGBA).")
+    raise UserError(f"Images have {c} channels; expected 1 (grayscale), 3 (RGB) or 4 (RGBA).")
   if c == 4:
     x = x[..., :3]
     c = 3
@@ -70,7 +71,7 @@ def preprocess(images, image_size: int, channels: int):
   elif channels == 3 and c == 1:
     x = tf.image.grayscale_to_rgb(x)
   elif channels not in (1, 3):
-    raise ValueError(f"config.data.channels must be 1 or 3, got {channels}.")
+    raise UserError(f"config.data.channels must be 1 or 3, got {channels}.")
   if tuple(x.shape[1:3]) != (image_size, image_size):
     x = tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size), method="bilinear")
     x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
@@ -117,7 +118,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"Unknown TFDS dataset {name!r} (config.data.name). Use a TFDS name "
+    raise UserError(f"Unknown TFDS dataset {name!r} (config.data.name). Use a TFDS name "
                      "such as mnist, fashion_mnist, cifar10 or celeb_a, or leave "
                      "config.data.name empty for the embedded Fashion-MNIST, or set "
                      f"config.data.folder for a folder of images.\n{e}") from None
@@ -126,17 +127,17 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
   try:
     ds = builder.as_dataset(split=split, shuffle_files=False)
   except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
-    raise FileNotFoundError(
+    raise UserFileError(
         f"TFDS dataset {name!r} (split {split!r}) is not prepared under {where!r}: looked "
         f"in {builder.data_dir!r}. To get it, on a machine with internet run "
         f"`tfds build {name} --data_dir DIR` (or add --config.data.download=True) and pass "
         f"--config.data.data_dir=DIR. Offline, leave config.data.name empty to train on the "
         f"embedded Fashion-MNIST.\n({type(e).__name__}: {e})") from None
   except ValueError as e:  # unknown split
-    raise ValueError(f"{name}: bad split {split!r} (config.data.split): {e}") from None
+    raise UserError(f"{name}: bad split {split!r} (config.data.split): {e}") from None
   features = builder.info.features
   if image_key not in features:
-    raise ValueError(f"{name} has no image feature {image_key!r} (config.data.image_key); "
+    raise UserError(f"{name} has no image feature {image_key!r} (config.data.image_key); "
                      f"its features are: {', '.join(features.keys())}.")
   has_label = False
   num_classes, class_names = 0, ()
@@ -146,7 +147,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
       has_label = True
     except KeyError:
       if label_key != "label":  # an explicit choice that does not exist is a mistake
-        raise ValueError(f"{name} has no label feature {label_key!r} (config.data.label_key)"
+        raise UserError(f"{name} has no label feature {label_key!r} (config.data.label_key)"
                          f"; its features are: {features}") from None
       has_label = False  # the default key on an unlabelled dataset: no labels
     if has_label:
@@ -155,7 +156,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
       elif getattr(feat, "dtype", None) == tf.bool:
         num_classes, class_names = 2, (f"not {label_key.split('/')[-1]}", label_key.split("/")[-1])
       else:
-        raise ValueError(f"{name}: label feature {label_key!r} is neither a ClassLabel nor a "
+        raise UserError(f"{name}: label feature {label_key!r} is neither a ClassLabel nor a "
                          "binary attribute; pick another config.data.label_key.")
   if max_examples:
     ds = ds.take(max_examples)
@@ -175,7 +176,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
     if has_label:
       labels.append(batch["label"])
   if not images:
-    raise ValueError(f"TFDS dataset {name!r} split {split!r} is empty.")
+    raise UserError(f"TFDS dataset {name!r} split {split!r} is empty.")
   return ImageData(np.concatenate(images), np.concatenate(labels) if has_label else None,
                    num_classes, name, class_names)
 
@@ -187,12 +188,12 @@ def load_folder(folder: str, image_size: int, channels: int, max_examples: int =
   from PIL import Image  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(folder).expanduser()
   if not root.is_dir():
-    raise FileNotFoundError(f"Image folder {str(root)!r} (config.data.folder) does not exist "
-                            "or is not a directory.")
+    raise UserFileError(f"Image folder {str(root)!r} (config.data.folder) does not exist "
+                            "or is not a directory; pass the folder that holds your images.")
   files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
   if not files:
-    raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found below "
-                            f"{str(root)!r} (config.data.folder).")
+    raise UserFileError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found below "
+                            f"{str(root)!r} (config.data.folder); pass a folder with image files.")
   if max_examples:
     files = files[:max_examples]
   top = [p.relative_to(root).parts for p in files]
@@ -205,7 +206,7 @@ def load_folder(folder: str, image_size: int, channels: int, max_examples: int =
       with Image.open(p) as im:
         arr = np.asarray(im.convert(mode), np.uint8)
     except (OSError, ValueError) as e:
-      raise ValueError(f"Cannot read image {str(p)!r}: {e}. Remove or fix the file.") from None
+      raise UserError(f"Cannot read image {str(p)!r}: {e}. Remove or fix the file.") from None
     images.append(preprocess(arr.reshape(1, arr.shape[0], arr.shape[1], channels),
                              image_size, channels)[0])
   labels = None
@@ -248,7 +249,7 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
     data = shard(data, process_index, process_count)
   local_batch = data_cfg.batch_size // process_count
   if len(data.images) < local_batch:
-    raise ValueError(f"{data.name} has {len(data.images)} images per process, fewer than one "
+    raise UserError(f"{data.name} has {len(data.images)} images per process, fewer than one "
                      f"batch (config.data.batch_size={data_cfg.batch_size} over "
                      f"{process_count} process(es)).")
   return data

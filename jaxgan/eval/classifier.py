@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxgan.data.sources import ImageData
+from jaxgan.errors import UserError
 
 
 class Classifier(nnx.Module):
@@ -61,7 +62,7 @@ def train_classifier(train: ImageData, test: ImageData, *, steps: int = 3000,
                      batch_size: int = 128, lr: float = 1e-3, seed: int = 0):
   """Trains the classifier on `train`; returns (graphdef, state, test_accuracy)."""
   if train.labels is None or train.num_classes < 2:
-    raise ValueError(f"{train.name} has no class labels: an in-domain classifier needs them. "
+    raise UserError(f"{train.name} has no class labels: an in-domain classifier needs them. "
                      "Use a labelled dataset or plug in another extractor.")
   model = Classifier(train.image_shape[-1], train.num_classes, rngs=nnx.Rngs(seed))
   graph, params = nnx.split(model)

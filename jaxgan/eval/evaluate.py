@@ -16,6 +16,7 @@ from jaxgan import metrics as metrics_lib
 from jaxgan.eval import classifier as clf
 from jaxgan.eval import metrics as M
 from jaxgan.visualize import grid, save_png
+from jaxgan.errors import UserError
 
 
 @dataclasses.dataclass
@@ -168,7 +169,7 @@ class Evaluator:
         train, test = clf.split_for_classifier(data)
       self.extractor = classifier_extractor(train, test, ev, log)
     else:
-      raise ValueError(
+      raise UserError(
           f"{data.name} has no labels, so the in-domain classifier cannot be trained; set "
           "config.eval.every=0, or evaluate with another extractor (jaxgan.eval.from_flax).")
     self.real = real_stats(data, self.extractor, ev.cache_dir, ev.max_real_features)

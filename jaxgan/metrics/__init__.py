@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from jaxgan.registry import Registry, import_all
 class Metric(NamedTuple):
   fn: Callable[["Inputs"], Dict[str, float]]
   needs: str = "features"     # images | features | predictions | generator
+  minimize: Tuple[str, ...] = ()  # its keys where lower is better (eval.best_metric)
 
 
 METRICS: Registry[Metric] = Registry("metric", "config.eval.metrics")

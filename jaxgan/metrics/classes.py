@@ -21,4 +21,4 @@ def classes(inp: Inputs):
   return out
 
 
-METRICS.register("classes", Metric(classes, needs="predictions"))
+METRICS.register("classes", Metric(classes, needs="predictions", minimize=("class_kl",)))

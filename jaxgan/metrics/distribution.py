@@ -41,7 +41,7 @@ def density_coverage(inp: Inputs):
   return {"density": d, "coverage": c}
 
 
-METRICS.register("fd", Metric(fd))
-METRICS.register("kid", Metric(kid))
+METRICS.register("fd", Metric(fd, minimize=("fd",)))
+METRICS.register("kid", Metric(kid, minimize=("kid_mean",)))
 METRICS.register("pr", Metric(precision_recall))
 METRICS.register("dc", Metric(density_coverage))

@@ -48,4 +48,4 @@ def ppl(inp: Inputs):
   return {"ppl": float(np.mean(d[(d >= lo) & (d <= hi)]))}
 
 
-METRICS.register("ppl", Metric(ppl, needs="generator"))
+METRICS.register("ppl", Metric(ppl, needs="generator", minimize=("ppl",)))

@@ -9,7 +9,7 @@ calls `ARCHITECTURES.register(name, Architecture(...))` (see docs/extending.md).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from flax import nnx
 
@@ -20,6 +20,9 @@ from jaxgan.registry import Registry, import_all
 class Architecture(NamedTuple):
   build: Callable[..., Tuple[nnx.Module, nnx.Module]]
   fields: Dict[str, object]   # name -> jaxgan.config.Field, read as config.model.<arch>.name
+  # (model_config, image_shape) -> None; raises for a combination `build` would refuse,
+  # so the config is refused before any data is read (jaxgan/validate.py)
+  check: Optional[Callable] = None
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture", "config.model.arch")

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.config import Field
+from jaxgan.config import Field, OneOf, Range
+from jaxgan.errors import UserError
 from jaxgan.models import Architecture, ARCHITECTURES
 from jaxgan.models import layers as L
 
@@ -169,11 +170,24 @@ def build(cfg, image_shape, num_classes, rngs):
   return g, d
 
 
-ARCHITECTURES.register("dcgan", Architecture(build, {
-    "g_base_features": Field(64, "G's channels at the last upsampling (doubled per step up)"),
-    "d_base_features": Field(64, "D's channels after the first conv (doubled per step down)"),
-    "start_size": Field(4, "image_size = start_size * 2**n (7 for 28 px)"),
-    "g_stem": Field("convt", "convt (1x1 -> start_size) | dense"),
-    "d_head": Field("conv", "conv (k=start_size, valid) | dense"),
-    "upsample": Field("transpose", "transpose | resize (nearest x2 + conv)"),
+def check(cfg, image_shape):
+  h, w, _ = image_shape
+  if h != w:
+    raise UserError(f"DCGAN expects square images, got {h}x{w}.")
+  try:
+    plan(h, cfg.dcgan.start_size)
+  except ValueError as e:
+    raise UserError(f"{e} (config.data.image_size, config.model.dcgan.start_size)") from None
+
+
+ARCHITECTURES.register("dcgan", Architecture(build, check=check, fields={
+    "g_base_features": Field(64, "G's channels at the last upsampling (doubled per step up)",
+                             rule=Range(1)),
+    "d_base_features": Field(64, "D's channels after the first conv (doubled per step down)",
+                             rule=Range(1)),
+    "start_size": Field(4, "image_size = start_size * 2**n (7 for 28 px)", rule=Range(1)),
+    "g_stem": Field("convt", "generator stem: 1x1 -> start_size", rule=OneOf(("convt", "dense"))),
+    "d_head": Field("conv", "discriminator head", rule=OneOf(("conv", "dense"))),
+    "upsample": Field("transpose", "transposed conv, or nearest x2 + conv",
+                      rule=OneOf(("transpose", "resize"))),
 }))

@@ -82,7 +82,13 @@ def build(cfg, image_shape, num_classes, rngs):
   return g, d
 
 
+def widths_problem(v):
+  if not v or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
+    return "must be a non-empty tuple of positive integers, e.g. (256, 256)"
+  return None
+
+
 ARCHITECTURES.register("mlp", Architecture(build, {
-    "g_widths": Field((256, 512, 1024), "hidden widths of G"),
-    "d_widths": Field((1024, 512, 256), "hidden widths of D"),
+    "g_widths": Field((256, 512, 1024), "hidden widths of G", rule=widths_problem),
+    "d_widths": Field((1024, 512, 256), "hidden widths of D", rule=widths_problem),
 }))

@@ -1,0 +1,87 @@
+"""The whole config checked before any data is read or anything compiled.
+
+`validate(config)` checks every field against the schema (jaxgan/config.py: type, range,
+registry names, no unknown field) and then the rules that tie fields together, each a
+small function in `CROSS_CHECKS`. Every problem is a `UserError` naming the field, its
+value and the fix, which launch.py prints as one line.
+"""
+from __future__ import annotations
+
+from typing import Callable, List
+
+from jaxgan import config as C
+from jaxgan.errors import UserError
+
+
+def _label_tricks(c):
+  from jaxgan.losses import LOSSES  # pylint: disable=g-import-not-at-top
+  lab = c.labels
+  if not LOSSES.get(c.loss).uses_targets and (lab.smoothing or lab.noise or lab.flip):
+    valid = [n for n in LOSSES.names() if LOSSES.get(n).uses_targets]
+    raise UserError(f"config.labels (smoothing/noise/flip) has no meaning for "
+                    f"config.loss={c.loss!r}; set them to 0 or use a loss with targets: "
+                    f"{', '.join(valid)}.")
+
+
+def _regularizers(c):
+  from jaxgan import regularizers  # pylint: disable=g-import-not-at-top
+  try:
+    entries = regularizers.resolve(c)
+  except UserError:
+    raise
+  except (ValueError, TypeError) as e:
+    raise UserError(str(e)) from None
+  for e in entries:
+    if e.reg.per_example and c.model.d_norm == "batch" and c.model.arch != "mlp":
+      raise UserError(
+          f"Regularizer {e.name!r} needs per-example input gradients, but "
+          "config.model.d_norm='batch' couples the examples of a batch. Set "
+          "config.model.d_norm='layer' or 'none' (Gulrajani et al. 2017, sec. 4).")
+
+
+def _evaluation(c):
+  from jaxgan import metrics  # pylint: disable=g-import-not-at-top
+  if not c.eval.every:
+    return
+  names = metrics.parse(c.eval.metrics)
+  if not names:
+    raise UserError("config.eval.metrics is empty but config.eval.every > 0; name the "
+                    "metrics (e.g. fd,kid,classes) or set config.eval.every=0.")
+  keys = [k for n in names for k in metrics.METRICS.get(n).minimize]
+  if c.eval.best_metric not in keys:
+    raise UserError(f"config.eval.best_metric={c.eval.best_metric!r} is not computed by "
+                    f"config.eval.metrics={c.eval.metrics!r}; valid (lower is better): "
+                    f"{', '.join(keys)}.")
+
+
+def _data(c):
+  d = c.data
+  if d.max_examples and d.max_examples < d.batch_size:
+    raise UserError(f"config.data.max_examples={d.max_examples} is smaller than "
+                    f"config.data.batch_size={d.batch_size}; raise it or lower the batch.")
+  if d.name and d.folder:
+    raise UserError(f"config.data.name={d.name!r} and config.data.folder={d.folder!r} both "
+                    "set; pick one (clear the other with '').")
+
+
+def _architecture(c):
+  from jaxgan import models  # pylint: disable=g-import-not-at-top
+  arch = models.ARCHITECTURES.get(c.model.arch)
+  if arch.check is not None:
+    try:
+      arch.check(c.model, (c.data.image_size, c.data.image_size, c.data.channels))
+    except UserError:
+      raise
+    except ValueError as e:
+      raise UserError(str(e)) from None
+
+
+CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _evaluation, _data,
+                                _architecture]
+
+
+def validate(config) -> None:
+  """Raises UserError for the first problem of `config`; returns None when it is valid."""
+  C.check_fields(config)
+  for check in CROSS_CHECKS:
+    check(config)
