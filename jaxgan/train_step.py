@@ -83,6 +83,15 @@ def _accuracy(logits, positive: bool, threshold: float):
   return jnp.mean((logits > threshold) if positive else (logits <= threshold))
 
 
+def _apply(tx, project, net: NetState, grads, stats) -> NetState:
+  """One optimizer update of a network, then its weight projection (if any)."""
+  updates, opt_state = tx.update(grads, net.opt_state, net.params)
+  params = optax.apply_updates(net.params, updates)
+  if project is not None:
+    params = project(params)
+  return NetState(params, stats, opt_state)
+
+
 def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[TrainState, Metrics]]:
   """Returns the (uncompiled) pure train step for `gan` under `config`. Applies
   `config.train.cpu_conv` (process-wide, read when the step is traced)."""
@@ -146,12 +155,8 @@ class TrainStep:
     fake = jax.lax.stop_gradient(fake)
     (_, (stats, reg, m)), grads = jax.value_and_grad(self._d_loss, has_aux=True)(
         d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
-    updates, opt_state = self.gan.tx_d.update(grads, d.opt_state, d.params)
-    params = optax.apply_updates(d.params, updates)
-    if self.gan.project_d is not None:
-      params = self.gan.project_d(params)
     m["d_grad_norm"] = optax.global_norm(grads)
-    return NetState(params, stats, opt_state), g_stats, reg, m
+    return _apply(self.gan.tx_d, self.gan.project_d, d, grads, stats), g_stats, reg, m
 
   def _g_loss(self, params, g: NetState, d: NetState, z, real_u8, labels, reg, counter, key,
               hp):
@@ -184,12 +189,8 @@ class TrainStep:
     z = self.gan.sample_latents(rng.stream(key, "z"), real_u8.shape[0])
     (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(self._g_loss, has_aux=True)(
         g.params, g, d, z, real_u8, labels, reg, counter, key, hp)
-    updates, opt_state = self.gan.tx_g.update(grads, g.opt_state, g.params)
-    params = optax.apply_updates(g.params, updates)
-    if self.gan.project_g is not None:
-      params = self.gan.project_g(params)
     m["g_grad_norm"] = optax.global_norm(grads)
-    return NetState(params, g_stats, opt_state), d_stats, reg, m
+    return _apply(self.gan.tx_g, self.gan.project_g, g, grads, g_stats), d_stats, reg, m
 
   def _critic_updates(self, state: TrainState, images, labels, key):
     """The n_critic D updates of one step (unrolled, or in a lax.scan)."""
