@@ -160,6 +160,11 @@ def main(argv):
     if FLAGS.debug:
       raise
     _fail(str(e))
+  except errors.NonFiniteError as e:  # the run diverged: not a bug, not a user error
+    if FLAGS.debug:
+      raise
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
   except errors.Preempted as e:
     print(f"Stopped by signal {e.signum} at step {e.step}; the checkpoint is saved. Run the "
           "same command to resume.", flush=True)

@@ -20,11 +20,10 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from jaxgan import rng, sampling, state as state_lib, visualize
+from jaxgan import errors, rng, sampling, state as state_lib, visualize
 
 
-class NonFiniteError(FloatingPointError):
-  pass
+NonFiniteError = errors.NonFiniteError
 
 
 @dataclasses.dataclass

@@ -27,6 +27,13 @@ class UserFileError(UserError, FileNotFoundError):
   """A file or directory the user named is missing (also a FileNotFoundError)."""
 
 
+class NonFiniteError(FloatingPointError):
+  """Training diverged (a non-finite loss or parameter); the message names the step.
+
+  Raised before the bad state can reach a checkpoint; launch.py prints it on one line and
+  exits 1 (the run failed, but the code and the config were fine)."""
+
+
 class Preempted(Exception):
   """The run saved a checkpoint after a signal and should exit with EXIT_PREEMPTED."""
 

@@ -64,3 +64,11 @@ def test_missing_folder_names_the_path(tmp_path):
              f"--config.data.folder={tmp_path}/no_such_folder", *TINY)
   assert r.returncode != 0
   assert "no_such_folder" in r.stderr and "does not exist" in r.stderr
+
+
+def test_diverged_run_prints_one_line_and_exits_1(tmp_path):
+  r = launch("--config", "configs/gan.py", "--workdir", str(tmp_path), "--config.optim.d.lr=1e38",
+             *TINY)
+  assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: Non-finite") and "step 0" in last

@@ -65,3 +65,13 @@ def test_describe_lists_every_field():
     assert f"| `{k}` |" in table
   with pytest.raises(KeyError):
     C.get_field(C.default_config(), "train.stepz")
+
+
+def test_readme_field_table_is_the_schema():
+  """README.md's field table is generated from the schema; regenerate it when this fails:
+  python -m tools.readme_fields"""
+  from tools import readme_fields
+  with open(readme_fields.README) as f:
+    table = readme_fields.table_in(f.read())
+  assert table == C.describe()
+  assert table.count("\n| `") == len(C.all_fields())
