@@ -167,7 +167,24 @@ def results(places):
     argv = [new if a == "NEW" else a for a in argv]
     return name, run_case(argv, new), new
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    return {name: (out, new) for name, out, new in pool.map(one, enumerate(CASES))}
+    out = {name: (out, new) for name, out, new in pool.map(one, enumerate(CASES))}
+  if os.environ.get("JAXGAN_ERROR_TABLE"):  # the table of messages, for a review or a note
+    write_table(os.environ["JAXGAN_ERROR_TABLE"], out, places)
+  return out
+
+
+def write_table(path, results, places):
+  """A Markdown table: case, command, exit code, the message's last line."""
+  rows = ["| case | arguments | exit | message |", "|---|---|---:|---|"]
+  for name, argv, _, _ in CASES:
+    (rc, err), _ = results[name]
+    shown = " ".join(a for a in argv if a not in TINY or a == "--config.train.steps=2")
+    last = (err.strip().splitlines() or [""])[-1]
+    for k, v in places.items():
+      last = last.replace(str(v), k)
+    rows.append(f"| {name} | `{shown}` | {rc} | {last.replace('|', '/')} |")
+  with open(path, "w") as f:
+    f.write("\n".join(rows) + "\n")
 
 
 def test_there_are_at_least_40_cases():
