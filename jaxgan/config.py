@@ -133,6 +133,10 @@ FIELDS: Dict[str, Field] = {
     "data.channels": Field(1, "1 (grayscale) or 3 (RGB)", rule=OneOf((1, 3))),
     "data.batch_size": Field(64, "global batch, split over all devices", rule=GE1),
     "data.max_examples": Field(0, "0 = all; a small number for quick tests", rule=GE0),
+    "data.subset": Field(0.0, "train on a fixed subset: a count (>= 1) or a fraction (< 1) "
+                         "of the split; 0 = all (data-efficient GAN studies)", rule=GE0),
+    "data.subset_seed": Field(0, "which images data.subset keeps (its own seed: every run "
+                              "with the same subset sees the same images)", rule=GE0),
     # Model (the architecture's own fields are in config.model.<arch>, see jaxgan/models)
     "model.arch": Field("mlp", "architecture (jaxgan/models)",
                         rule=OneOf(_names("jaxgan.models.ARCHITECTURES"))),

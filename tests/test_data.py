@@ -130,3 +130,31 @@ def test_unknown_label_feature_is_an_error():
   with tfds.testing.mock_data(num_examples=8):
     with pytest.raises(ValueError, match="no label feature 'attributes/Nope'"):
       sources.load_tfds("mnist", "train", "", 28, 1, label_key="attributes/Nope")
+
+
+def test_subset_is_fixed_by_its_own_seed_and_counts_or_fractions():
+  full = sources.load(tiny_config().data)
+  c = tiny_config(**{"data.subset": 100.0, "data.subset_seed": 7})
+  a, b = sources.load(c.data), sources.load(c.data)
+  np.testing.assert_array_equal(a.images, b.images)       # same images every run
+  assert a.images.shape[0] == 100
+  # every kept image is one of the split's, in the split's order, none twice
+  flat = full.images.reshape(len(full.images), -1)
+  idx = [int(np.flatnonzero((flat == im.reshape(-1)).all(axis=1))[0]) for im in a.images]
+  assert idx == sorted(set(idx)) and len(idx) == 100
+  np.testing.assert_array_equal(a.labels, full.labels[idx])
+  other = sources.load(tiny_config(**{"data.subset": 100.0, "data.subset_seed": 8}).data)
+  assert not np.array_equal(a.images, other.images)
+  frac = sources.load(tiny_config(**{"data.subset": 0.25}).data)
+  assert len(frac.images) == round(0.25 * len(full.images))
+  # the run's own seed does not change the subset
+  np.testing.assert_array_equal(
+      a.images, sources.load(tiny_config(**{"data.subset": 100.0, "data.subset_seed": 7,
+                                            "seed": 3}).data).images)
+
+
+@pytest.mark.parametrize("subset,match", [(1e9, "keeps 1000000000 of the"),
+                                          (12.5, "whole number")])
+def test_bad_subset_is_refused(subset, match):
+  with pytest.raises(ValueError, match=r"config\.data\.subset=.*" + match):
+    sources.load(tiny_config(**{"data.subset": subset}).data)

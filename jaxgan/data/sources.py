@@ -226,6 +226,31 @@ def shard(data: ImageData, index: int, count: int) -> ImageData:
                    data.num_classes, data.name, data.class_names)
 
 
+def subset_count(subset: float, total: int) -> int:
+  """Images kept by `config.data.subset`: a count (>= 1) or a fraction (< 1) of `total`."""
+  if not subset:
+    return total
+  return int(round(subset * total)) if subset < 1 else int(subset)
+
+
+def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
+  """A fixed subset, chosen by `seed` alone (not the run's seed), in the split's order.
+
+  Data-efficient GAN papers (DiffAugment, ADA) train on 10%-1% of a dataset; every run that
+  compares methods on "1000 images" must see the same 1000, whatever its own seed."""
+  total = len(data.images)
+  k = subset_count(subset, total)
+  if subset >= 1 and subset != int(subset):
+    raise UserError(f"config.data.subset={subset}: a count must be a whole number (or a "
+                    "fraction below 1).")
+  if not 1 <= k <= total:
+    raise UserError(f"config.data.subset={subset} keeps {k} of the {total} images of "
+                    f"{data.name}; choose between 1 and {total} (or a fraction below 1).")
+  keep = np.sort(np.random.default_rng(seed).permutation(total)[:k])
+  return ImageData(data.images[keep], None if data.labels is None else data.labels[keep],
+                   data.num_classes, data.name, data.class_names)
+
+
 def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
   """The dataset named by `config.data`: folder if set, else TFDS name, else embedded.
 
@@ -237,7 +262,7 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
     data = load_folder(data_cfg.folder, size, ch, n)
   elif data_cfg.name:
     split = data_cfg.split
-    if process_count > 1 and not n:
+    if process_count > 1 and not n and not data_cfg.subset:  # a subset is of the whole split
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
       split, sharded = tfds.even_splits(split, process_count)[process_index], True
     data = load_tfds(data_cfg.name, split, data_cfg.data_dir, size, ch,
@@ -245,6 +270,8 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
                      download=data_cfg.download, max_examples=n)
   else:
     data = load_embedded(size, ch, n)
+  if data_cfg.subset:
+    data = take_subset(data, data_cfg.subset, data_cfg.subset_seed)
   if process_count > 1 and not sharded:
     data = shard(data, process_index, process_count)
   local_batch = data_cfg.batch_size // process_count
