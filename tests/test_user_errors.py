@@ -90,6 +90,10 @@ CASES = [
      ["/nonexistent/imgs", "config.data.folder"]),
     ("unknown TFDS dataset", TINY + ["--config.data.name=not_a_dataset"], 2,
      ["not_a_dataset", "config.data.name"]),
+    ("misspelt TFDS dataset", TINY + ["--config.data.name=fashoin_mnist"], 2,
+     ["'fashoin_mnist'", "Did you mean 'fashion_mnist'"]),
+    ("subset larger than the data", TINY + ["--config.data.subset=5000"], 2,
+     ["config.data.subset=5000", "keeps 5000 of the 64 images"]),
     ("too many devices", TINY + ["--config.num_devices=64"], 2, ["config.num_devices=64"]),
     ("workdir is a file", TINY + ["--workdir", "FILE"], 2, ["is a file", "directory"]),
     ("workdir cannot be created", TINY + ["--workdir", "/proc/1/jaxgan_run"], 2,
@@ -198,6 +202,7 @@ def test_bad_input_gets_one_line(results, name, argv, code, patterns):
   assert rc == code, err[-2000:]
   assert "Traceback" not in err, err[-2000:]
   assert len(lines) == 1, err[-2000:]
+  assert err.strip().splitlines()[-1] == lines[0], err[-2000:]   # one line, nothing after it
   for pat in patterns:
     assert pat in lines[0], (pat, lines[0])
 

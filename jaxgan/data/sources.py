@@ -16,7 +16,7 @@ import pathlib
 from typing import Optional, Sequence
 
 import numpy as np
-from jaxgan.errors import UserError, UserFileError
+from jaxgan.errors import UserError, UserFileError, did_you_mean
 
 EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
 EMBEDDED_NAME = "fashion_mnist_embedded"
@@ -118,10 +118,11 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise UserError(f"Unknown TFDS dataset {name!r} (config.data.name). Use a TFDS name "
+    hint = did_you_mean(name.split(":")[0], tfds.list_builders())
+    raise UserError(f"Unknown TFDS dataset {name!r} (config.data.name).{hint} Use a TFDS name "
                      "such as mnist, fashion_mnist, cifar10 or celeb_a, or leave "
                      "config.data.name empty for the embedded Fashion-MNIST, or set "
-                     f"config.data.folder for a folder of images.\n{e}") from None
+                     "config.data.folder for a folder of images.") from None
   if download:
     builder.download_and_prepare()
   try:
@@ -148,7 +149,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
     except KeyError:
       if label_key != "label":  # an explicit choice that does not exist is a mistake
         raise UserError(f"{name} has no label feature {label_key!r} (config.data.label_key)"
-                         f"; its features are: {features}") from None
+                         f"; its features are: {', '.join(features.keys())}") from None
       has_label = False  # the default key on an unlabelled dataset: no labels
     if has_label:
       if isinstance(feat, tfds.features.ClassLabel):
