@@ -1,0 +1,62 @@
+"""LeCam regularization (Tseng et al. 2021): closed form, debiased anchors, state in the step."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import regularizers as R
+from jaxgan.regularizers import lecam
+from tests.conftest import tiny_config
+from tests.test_regularizers import _step
+
+
+def ctx(real, fake, state):
+  return R.Context(key=jax.random.PRNGKey(0), options={"decay": 0.99}, state=state,
+                   real_logits=jnp.asarray(real), fake_logits=jnp.asarray(fake))
+
+
+def test_first_anchors_are_the_first_batch_means_and_the_term_in_closed_form():
+  real, fake = np.array([2.0, 0.0, 1.0]), np.array([-1.0, 3.0])
+  init = R.REGULARIZERS.get("lecam").init_state()
+  term, state = lecam.lecam(ctx(real, fake, init))
+  a_r, a_f = real.mean(), fake.mean()                    # zero-debiased: exactly the means
+  expected = (np.mean(np.maximum(real - a_f, 0) ** 2)
+              + np.mean(np.maximum(a_r - fake, 0) ** 2))
+  assert float(term) == pytest.approx(expected, rel=1e-6)
+  assert float(state["count"]) == 1.0
+  assert float(state["real"]) == pytest.approx(0.01 * a_r, rel=1e-5)
+
+
+def test_anchors_are_the_debiased_moving_average_of_batch_means():
+  rng = np.random.RandomState(0)
+  state = R.REGULARIZERS.get("lecam").init_state()
+  means = []
+  for _ in range(5):
+    real, fake = rng.randn(4), rng.randn(4)
+    means.append((real.mean(), fake.mean()))
+    _, state = lecam.lecam(ctx(real, fake, state))
+  # independent: the weighted mean with weights 0.99^(t-i) normalised to sum 1
+  w = 0.99 ** np.arange(4, -1, -1)
+  ref_real = np.sum(w * np.array(means)[:, 0]) / w.sum()
+  debias = 1 - 0.99 ** 5
+  assert float(state["real"]) / debias == pytest.approx(ref_real, rel=1e-5)
+
+
+def test_gradient_only_through_the_logits_not_the_anchors():
+  real, fake = jnp.array([2.0, 0.5]), jnp.array([-1.0, 1.5])
+  init = R.REGULARIZERS.get("lecam").init_state()
+  g = jax.grad(lambda r: lecam.lecam(ctx(r, fake, init))[0])(real)
+  a_f = float(jnp.mean(fake))
+  expected = 2 * np.maximum(np.asarray(real) - a_f, 0) / 2   # d/dr mean(relu(r - a_F)^2)
+  np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-6)
+
+
+def test_state_lives_in_the_train_state_and_moves_each_critic_update():
+  c = tiny_config(**{"regularizers": ({"name": "lecam"},), "train.n_critic": 2})
+  s0, step, batch = _step(c)
+  assert float(s0.reg["lecam"]["count"]) == 0.0
+  s1, m = step(s0, batch)
+  assert float(s1.reg["lecam"]["count"]) == 2.0          # one update per critic step
+  assert np.isfinite(float(m["d_lecam"])) and float(m["d_lecam"]) >= 0
+  s2, _ = step(s1, batch)
+  assert float(s2.reg["lecam"]["count"]) == 4.0
