@@ -1,4 +1,4 @@
-"""LeCam regularization (Tseng et al. 2021): closed form, debiased anchors, state in the step."""
+"""LeCam (Tseng et al. 2021) and bCR (Zhao et al. 2021): closed forms, anchors, state."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,3 +60,28 @@ def test_state_lives_in_the_train_state_and_moves_each_critic_update():
   assert np.isfinite(float(m["d_lecam"])) and float(m["d_lecam"]) >= 0
   s2, _ = step(s1, batch)
   assert float(s2.reg["lecam"]["count"]) == 4.0
+
+
+def test_bcr_is_the_squared_change_of_d_under_flip_and_translation():
+  from jaxgan.regularizers import consistency
+  w = jax.random.normal(jax.random.PRNGKey(1), (8, 8, 1))
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))                 # a linear D
+  real = jax.random.normal(jax.random.PRNGKey(2), (6, 8, 8, 1))
+  fake = jax.random.normal(jax.random.PRNGKey(3), (6, 8, 8, 1))
+  key = jax.random.PRNGKey(4)
+  c = R.Context(key=key, options={"real": 1.0, "fake": 0.5}, critic=critic, real=real,
+                fake=fake, real_logits=critic(real), fake_logits=critic(fake))
+  term, _ = consistency.bcr(c)
+  k_r, k_f = jax.random.split(key)
+  # independent: the transformed batch, then the closed form of the two squared differences
+  tr, tf = consistency.transform(k_r, real), consistency.transform(k_f, fake)
+  expected = (np.mean((np.asarray(critic(real)) - np.asarray(critic(tr))) ** 2)
+              + 0.5 * np.mean((np.asarray(critic(fake)) - np.asarray(critic(tf))) ** 2))
+  assert float(term) == pytest.approx(expected, rel=1e-5) and expected > 0
+  # a D that ignores position and mirror images (the mean of the image) is not penalised
+  # by the flip; translation zero-fills, so use a constant image: D = mean of the centre
+  const = jnp.ones((6, 8, 8, 1))
+  centre = lambda x: jnp.mean(x[:, 3:5, 3:5, :], axis=(1, 2, 3))
+  c0 = R.Context(key=key, options={"real": 1.0, "fake": 1.0}, critic=centre, real=const,
+                 fake=const, real_logits=centre(const), fake_logits=centre(const))
+  assert float(consistency.bcr(c0)[0]) == 0.0
