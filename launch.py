@@ -149,6 +149,9 @@ def parse_flags(argv):
   except Exception as e:  # pylint: disable=broad-except  (raised by the config file's code)
     if "--debug" in argv:
       raise
+    if isinstance(e, AttributeError) and "get_config" in str(e):
+      _fail(f"--config {path}: defines no get_config(); add `def get_config():` returning "
+            "the config, as configs/gan.py does.")
     _fail(f"--config {path}: {type(e).__name__}: {e}")
 
 
@@ -165,6 +168,12 @@ def main(argv):
       raise
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(1)
+  except KeyboardInterrupt:  # Ctrl-C before the loop's handler is installed (startup)
+    if FLAGS.debug:
+      raise
+    print("error: interrupted during start-up, before the first checkpoint; nothing was "
+          "saved. Run the command again to start.", file=sys.stderr, flush=True)
+    sys.exit(130)
   except errors.Preempted as e:
     print(f"Stopped by signal {e.signum} at step {e.step}; the checkpoint is saved. Run the "
           "same command to resume.", flush=True)
@@ -200,6 +209,10 @@ def _main(argv):
   if FLAGS.mode == "train":
     if FLAGS.config is None:
       raise UserError("--config is required to train, e.g. --config configs/gan.py")
+    if FLAGS.sweep and FLAGS.seeds:
+      raise UserError("--sweep and --seeds together: --seeds trains the config under several "
+                      "seeds, --sweep trains the trials of its sweep(); give one (put seeds in "
+                      "sweep() to combine them).")
     if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
       raise UserError("--population needs --sweep or --seeds (the trials to train together).")
     validate.validate(FLAGS.config)

@@ -48,6 +48,15 @@ def nearest(name: str, valid: Iterable[str]) -> Optional[str]:
   return match[0] if match else None
 
 
+def short_reason(error: Exception, limit: int = 160) -> str:
+  """`Type: first line` of an exception, cut to `limit` characters (a library's message
+  can embed kilobytes of specification that would bury the fix after it)."""
+  text = str(error).splitlines()[0] if str(error) else ""
+  if len(text) > limit:
+    text = text[:limit] + "..."
+  return f"{type(error).__name__}: {text}"
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
   guess = nearest(name, valid)
   return f" Did you mean {guess!r}?" if guess else ""

@@ -29,7 +29,7 @@ from jaxgan import rng, sampling, sharding, state as state_lib, train_step as ts
 from jaxgan import validate as validate_lib
 from jaxgan import workdir as workdir_lib
 from jaxgan.config import config_from_dict, config_to_dict, incompatible_fields
-from jaxgan.errors import Preempted, UserError
+from jaxgan.errors import Preempted, UserError, short_reason
 from jaxgan.writers import MetricWriter
 
 NonFiniteError = actions_lib.NonFiniteError
@@ -221,7 +221,7 @@ class Run:
                       "--workdir or the same --seeds/--sweep.")
 
   def _damaged(self, step: int, error: Exception):
-    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    reason = short_reason(error)
     good = self.ckpt.newest_readable(self.initial, below=step)
     where = f"Checkpoint step {step} in {self.ckpt.directory!r} cannot be restored ({reason})."
     if good is None:
@@ -380,7 +380,7 @@ def restore_for_sampling(workdir: str, which: str = "latest"):
     except Exception as e:  # pylint: disable=broad-except  (damage is the user's to fix)
       others = [s for s in ckpt.all_steps() if s != step and _readable(ckpt, s)]
       raise UserError(f"Checkpoint step {step} in {ckpt_dir!r} cannot be restored "
-                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                      f"({short_reason(e)}); "
                       f"readable steps: {others or 'none'}"
                       + (f"; pass --checkpoint {max(others)}." if others else ".")) from None
   finally:

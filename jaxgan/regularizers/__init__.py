@@ -98,6 +98,9 @@ def _entry(raw, where: str, stream: str = "") -> Entry:
   if side not in reg.sides:
     raise ValueError(f"{where}: regularizer {name!r} acts on side(s) "
                      f"{', '.join(reg.sides)}, not {side!r}.")
+  if not weight >= 0:   # also refuses NaN
+    raise ValueError(f"{where}: 'weight' of {name!r} must be >= 0, got {weight}; a negative "
+                     "weight would reward what the term penalises.")
   if every < 1:
     raise ValueError(f"{where}: 'every' of {name!r} must be >= 1, got {every}.")
   return Entry(name, weight, every, side, {**reg.options, **spec}, reg,
