@@ -343,6 +343,9 @@ def _loop(run: Run, loop, actions, state, start: int):
   """Steps from `start` to the end (or a signal), calling every action after each step."""
   if start == 0:
     next(a for a in actions if isinstance(a, actions_lib.SampleGrids)).run(loop, 0, state)
+  if start >= run.total and jax.process_index() == 0:  # say so rather than exit silently
+    print(f"The run is already at step {start}, at or past config.train.steps={run.total}: "
+          "nothing to train. Raise --config.train.steps to continue it.", flush=True)
   done = start
   try:
     with _Preemption() as pre:

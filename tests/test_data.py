@@ -158,3 +158,8 @@ def test_subset_is_fixed_by_its_own_seed_and_counts_or_fractions():
 def test_bad_subset_is_refused(subset, match):
   with pytest.raises(ValueError, match=r"config\.data\.subset=.*" + match):
     sources.load(tiny_config(**{"data.subset": subset}).data)
+
+
+def test_empty_label_key_drops_the_labels_of_any_source():
+  data = sources.load(tiny_config(**{"data.label_key": ""}).data)
+  assert data.labels is None and data.num_classes == 0

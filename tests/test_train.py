@@ -187,3 +187,13 @@ def test_a_run_written_before_the_config_and_state_layout_changed_resumes(tmp_pa
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
       np.testing.assert_allclose(leaf, ref[name + jax.tree_util.keystr(path)], rtol=1e-6,
                                  atol=1e-7)
+
+
+def test_a_finished_run_given_fewer_steps_says_so(tmp_path, capsys):
+  c = tiny_config(**{"train.steps": 2, "train.checkpoint_every": 2, "train.sample_every": 0})
+  train.train_and_evaluate(c, str(tmp_path))
+  capsys.readouterr()
+  state = train.train_and_evaluate(tiny_config(**{"train.steps": 1, "train.checkpoint_every": 2,
+                                                  "train.sample_every": 0}), str(tmp_path))
+  assert int(state.step) == 2
+  assert "already at step 2, at or past config.train.steps=1" in capsys.readouterr().out

@@ -271,6 +271,8 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
                      download=data_cfg.download, max_examples=n)
   else:
     data = load_embedded(size, ch, n)
+  if not data_cfg.label_key and data.labels is not None:  # '' means unlabelled, for any source
+    data = ImageData(data.images, None, 0, data.name)
   if data_cfg.subset:
     data = take_subset(data, data_cfg.subset, data_cfg.subset_seed)
   if process_count > 1 and not sharded:
