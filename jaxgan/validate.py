@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, List
 
+import ml_collections
+
 from jaxgan import config as C
 from jaxgan.errors import UserError
 
@@ -82,6 +84,10 @@ CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _evaluation, _data
 
 def validate(config) -> None:
   """Raises UserError for the first problem of `config`; returns None when it is valid."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UserError(f"--config: get_config() returned a {type(config).__name__}, not an "
+                    "ml_collections.ConfigDict; start from configs/default.py's get_config() "
+                    "and override its fields, as configs/gan.py does.")
   C.check_fields(config)
   for check in CROSS_CHECKS:
     check(config)

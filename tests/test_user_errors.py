@@ -135,6 +135,8 @@ CASES = [
      2, ["config.regularizers", "'weight' of 'r1' must be >= 0"]),
     ("config without get_config", ["--config", "NOGET"], 2,
      ["no_get.py", "defines no get_config()"]),
+    ("get_config returns a dict", ["--config", "DICTCFG"], 2,
+     ["get_config() returned a dict", "configs/default.py"]),
     ("positional argument", TINY + ["extra"], 2, ["Unexpected arguments: extra"]),
     ("unknown mode", ["--mode", "bogus"], 2, ["--mode", "bogus"]),
     ("missing --workdir", ["--config", "configs/gan.py", "--workdir="], 2, ["--workdir"]),
@@ -152,11 +154,13 @@ def places(tmp_path_factory):
   (base / "file").write_text("not a directory")
   (base / "bad_config.py").write_text("def get_config(:\n  return 1\n")
   (base / "no_get.py").write_text("X = 1\n")
+  (base / "dict_config.py").write_text("def get_config():\n  return {'loss': 'hinge'}\n")
   (base / "width_sweep.py").write_text(
       "from configs import gan\n\ndef get_config():\n  return gan.get_config()\n\n"
       "def sweep():\n  return [{'model.latent_dim': 8}, {'model.latent_dim': 16}]\n")
   return {"RUN": run, "EMPTY": str(base / "empty"), "FILE": str(base / "file"),
           "BADCFG": str(base / "bad_config.py"), "NOGET": str(base / "no_get.py"),
+          "DICTCFG": str(base / "dict_config.py"),
           "WIDTHSWEEP": str(base / "width_sweep.py"), "base": base}
 
 
