@@ -166,14 +166,12 @@ def main(argv):
   except errors.NonFiniteError as e:  # the run diverged: not a bug, not a user error
     if FLAGS.debug:
       raise
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(1)
-  except KeyboardInterrupt:  # Ctrl-C before the loop's handler is installed (startup)
+    _fail(str(e), 1)
+  except KeyboardInterrupt:  # Ctrl-C at start-up, or a third one that abandons the save
     if FLAGS.debug:
       raise
-    print("error: interrupted during start-up, before the first checkpoint; nothing was "
-          "saved. Run the command again to start.", file=sys.stderr, flush=True)
-    sys.exit(130)
+    _fail("interrupted (Ctrl-C) without saving this point; run the same command again to "
+          "resume from the last checkpoint, if one was written, or to start.", 130)
   except errors.Preempted as e:
     print(f"Stopped by signal {e.signum} at step {e.step}; the checkpoint is saved. Run the "
           "same command to resume.", flush=True)

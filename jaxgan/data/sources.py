@@ -227,20 +227,13 @@ def shard(data: ImageData, index: int, count: int) -> ImageData:
                    data.num_classes, data.name, data.class_names)
 
 
-def subset_count(subset: float, total: int) -> int:
-  """Images kept by `config.data.subset`: a count (>= 1) or a fraction (< 1) of `total`."""
-  if not subset:
-    return total
-  return int(round(subset * total)) if subset < 1 else int(subset)
-
-
 def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
   """A fixed subset, chosen by `seed` alone (not the run's seed), in the split's order.
 
   Data-efficient GAN papers (DiffAugment, ADA) train on 10%-1% of a dataset; every run that
   compares methods on "1000 images" must see the same 1000, whatever its own seed."""
   total = len(data.images)
-  k = subset_count(subset, total)
+  k = int(round(subset * total)) if subset < 1 else int(subset)   # a fraction or a count
   if subset >= 1 and subset != int(subset):
     raise UserError(f"config.data.subset={subset}: a count must be a whole number (or a "
                     "fraction below 1).")
