@@ -38,7 +38,8 @@ def test_registered_names():
 
 
 def test_unknown_penalty_lists_valid_names():
-  with pytest.raises(ValueError, match="Valid regularizer names: dragan, gp, path_length"):
+  listed = ", ".join(sorted(REGULARIZERS.names()))
+  with pytest.raises(ValueError, match=f"Did you mean 'gp'\\? Valid regularizer names: {listed}\\.$"):
     REGULARIZERS.get("gp2")
 
 
