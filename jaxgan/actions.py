@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from jaxgan import errors, rng, sampling, state as state_lib, visualize
+from jaxgan import errors, overfitting, rng, sampling, state as state_lib, visualize
 
 
 NonFiniteError = errors.NonFiniteError
@@ -112,10 +112,11 @@ class Progress(Action):
 
 class LogMetrics(Action):
   """Every `every` steps: the window's mean as one row of each member's metrics.jsonl and
-  TensorBoard, with the epoch, steps/s and learning rates; D-output histograms."""
+  TensorBoard, with the epoch, steps/s and learning rates; D-output histograms; and, with
+  a held-out probe (jaxgan/overfitting.py), D's outputs on training and held-out reals."""
 
-  def __init__(self, every: int, progress: Optional[Progress] = None):
-    self.every, self.progress = every, progress
+  def __init__(self, every: int, progress: Optional[Progress] = None, probe=None):
+    self.every, self.progress, self.probe = every, progress, probe
     self.t_last, self.steps_last = time.perf_counter(), None
 
   def run(self, loop, step, state):
@@ -133,6 +134,8 @@ class LogMetrics(Action):
                   if k != "params_finite" and not k.startswith("hist_")})
       row.update(steps_per_s=rate, lr_g=member.config.optim.g.lr,
                  lr_d=member.config.optim.d.lr)
+      if self.probe is not None:
+        row.update(self.probe(loop.member_state(state, i)))
       member.writer.row(step, row)
       member.writer.histograms(step, {"d_output/real": ms[-1]["hist_d_real"],
                                       "d_output/fake": ms[-1]["hist_d_fake"]})
@@ -231,7 +234,8 @@ def default_actions(run, start: int, evaluator, say) -> List[Action]:
   cfg = run.config.train
   progress = Progress(run.total, start) if cfg.progress and run.is_main else None
   actions: List[Action] = [progress] if progress else []
-  actions += [LogMetrics(cfg.log_every, progress), SampleGrids(cfg.sample_every, run)]
+  probe = overfitting.make_probe(run, evaluator, say)
+  actions += [LogMetrics(cfg.log_every, progress, probe), SampleGrids(cfg.sample_every, run)]
   if evaluator is not None:
     actions.append(Evaluate(run.config.eval.every, evaluator, say))
   actions.append(Checkpoint(cfg.checkpoint_every))

@@ -83,6 +83,12 @@ class Field:
   rule: Any = None          # Range | OneOf | a function value -> problem text or None
 
 
+def _ada_ops(v) -> Optional[str]:
+  if not isinstance(v, str) or not v or set(v) - set("bgc"):
+    return "must be one or more of the letters b, g, c (e.g. 'bgc', 'bg')"
+  return None
+
+
 def _names(registry_path: str, extra=()):
   """The names of a registry, read when validating (registries fill at import)."""
   def names():
@@ -180,6 +186,16 @@ FIELDS: Dict[str, Field] = {
     "augment.policy": Field("", "augmentations of every D input (jaxgan/augment), "
                             "comma-separated, applied in order; '' = none",
                             rule=OneOf(_names("jaxgan.augment.AUGMENTATIONS"), several=True)),
+    "augment.p": Field(0.0, "ADA: initial probability p of each transformation (the "
+                       "fixed p when augment.ada_target=0)", population=True, rule=PROB),
+    "augment.ada_target": Field(0.6, "ADA: target of r_t = E[sign(D(real))]; p rises while "
+                                "r_t is above it (0: p fixed at augment.p)", rule=PROB),
+    "augment.ada_interval": Field(4, "ADA: steps between adjustments of p", rule=GE1),
+    "augment.ada_kimg": Field(500.0, "ADA: thousands of images for p to move from 0 to 1",
+                              rule=POS),
+    "augment.ada_ops": Field("bgc", "ADA: transformation groups, b (flips, 90-degree "
+                             "rotations, integer translation), g (scaling, rotation, "
+                             "fractional translation), c (colour)", rule=_ada_ops),
     "ema_decay": Field(0.0, "> 0: sample and evaluate with an EMA of G's weights",
                        population=True, rule=UNIT),
     **_optim_fields("g"),

@@ -3,7 +3,7 @@
 A `TrainState` holds everything that changes during training: for G and for D their
 parameters, their other variables (BatchNorm running statistics, spectral-norm vectors)
 and their optimizer states; the EMA of G's parameters; the regularizers' states; the
-step; and the root key. The module structure (`nnx.GraphDef`), the optimizers and the
+step; the adaptive augmentation's probability (ADA's p); and the root key. The module structure (`nnx.GraphDef`), the optimizers and the
 resolved regularizer list are static and live in `GAN`, so the train step is a pure
 function of (state, batch).
 """
@@ -18,6 +18,7 @@ import optax
 from flax import nnx, struct
 
 from jaxgan import models, optim, regularizers, rng
+from jaxgan.augment import adaptive
 from jaxgan.config import get_field
 
 
@@ -37,6 +38,7 @@ class TrainState:
   ema: Optional[Any]   # EMA of g.params (Yazici et al. 2019) or None
   hparams: Any = None  # scalar hyperparameters the step reads (see hparams_of), as arrays
   reg: Any = None      # {regularizer name: its state} (path-length mean, ...)
+  augment: Any = None  # ADA's {p, signs, count, rt} (jaxgan/augment/adaptive.py) or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
       step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),
       g=NetState(g_params, g_stats, tx_g.init(g_params)),
       d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema,
-      hparams=hparams_of(config, entries), reg=regularizers.init_states(entries))
+      hparams=hparams_of(config, entries), reg=regularizers.init_states(entries),
+      augment=adaptive.init_state(config))
   return gan, state
 
 

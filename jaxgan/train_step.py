@@ -12,6 +12,7 @@ reproducible on its own, on any number of devices.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, Tuple
 
 import jax
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxgan import augment, regularizers, rng
+from jaxgan.augment import adaptive
 from jaxgan.losses import LOSSES, Loss, label_targets
 from jaxgan.models import convs
 from jaxgan.state import GAN, NetState, TrainState
@@ -61,16 +63,17 @@ def validate(config, gan: GAN) -> Loss:
   return loss
 
 
-def discriminator_path(gan: GAN, policy: str):
+def discriminator_path(gan: GAN, policy: str, settings=None):
   """The one function every D evaluation of the step goes through (real and generated
   batches, regularizer inputs, the G update): D(augment(x)) in training mode.
 
   `key` seeds D's dropout (as before augmentation existed) and, through its own stream,
-  the augmentation pipeline; with no augmentation nothing is drawn and no bit changes."""
-  aug = augment.pipeline(policy)
+  the augmentation pipeline; with no augmentation nothing is drawn and no bit changes.
+  `p` is an adaptive augmentation's probability (ADA), read from the state each step."""
+  aug = augment.pipeline(policy, settings)
 
-  def run_d(params, stats, x, labels, key):
-    x = aug(rng.stream(key, "augment"), x)
+  def run_d(params, stats, x, labels, key, p=None):
+    x = aug(rng.stream(key, "augment"), x, p)
     return gan.discriminate(params, stats, x, labels, train=True, key=key)
   return run_d
 
@@ -106,7 +109,8 @@ class TrainStep:
 
   def __init__(self, gan: GAN, config):
     self.gan, self.loss = gan, validate(config, gan)
-    self.run_d = discriminator_path(gan, config.augment.policy)
+    self.run_d = discriminator_path(gan, config.augment.policy, config.augment)
+    self.ada = adaptive.schedule_of(config)
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1
@@ -115,28 +119,32 @@ class TrainStep:
     self.acgan_weight = float(config.model.acgan_weight)
     self.p = metric_prefix(self.loss)
 
-  def _d_loss(self, params, d: NetState, real, fake, d_labels, labels, reg, counter, key, hp):
-    """D's total loss and (stats, regularizer states, metrics) for one critic update."""
+  def _d_loss(self, params, d: NetState, real, fake, d_labels, labels, reg, counter, key, hp,
+              z=None, generate=None):
+    """D's total loss and (stats, regularizer states, metrics) for one critic update.
+    `z` and `generate` (G at its current, fixed weights) serve latent-space terms (zCR)."""
     loss, run_d, k_drop = self.loss, self.run_d, rng.stream(key, "dropout")
     t_real, t_fake = label_targets(rng.stream(key, "targets"), real.shape[0],
                                    smoothing=hp["label_smoothing"], noise=hp["label_noise"],
                                    flip=hp["label_flip"])
-    rl, rc, stats = run_d(params, d.stats, real, d_labels, jax.random.fold_in(k_drop, 0))
-    fl, fc, stats = run_d(params, stats, fake, d_labels, jax.random.fold_in(k_drop, 1))
+    p = hp.get("augment_p")
+    rl, rc, stats = run_d(params, d.stats, real, d_labels, jax.random.fold_in(k_drop, 0), p)
+    fl, fc, stats = run_d(params, stats, fake, d_labels, jax.random.fold_in(k_drop, 1), p)
     r_term, f_term = loss.d_terms(rl, fl, t_real, t_fake)
     adv = (r_term + f_term) / 2 if self.average else r_term + f_term
     # Regularizers see D through the same path, with the same labels; gradients are
     # taken w.r.t. the images they pass in.
-    critic = lambda v: run_d(params, stats, v, d_labels, jax.random.fold_in(k_drop, 2))[0]
+    critic = lambda v: run_d(params, stats, v, d_labels, jax.random.fold_in(k_drop, 2), p)[0]
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st, critic=critic,
-        real=real, fake=fake, real_logits=rl, fake_logits=fl)
+        real=real, fake=fake, real_logits=rl, fake_logits=fl, z=z, generate=generate)
     reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx)
     total = adv + reg_total
     m = {f"{self.p}_{loss.adv_name}_loss": adv,
          "hist_d_real": rl, "hist_d_fake": fl,  # D outputs, for histograms
          "d_x": jnp.mean(jax.nn.sigmoid(rl) if loss.probabilistic else rl),
          "d_g_z": jnp.mean(jax.nn.sigmoid(fl) if loss.probabilistic else fl),
+         "d_real_sign": jnp.mean(jnp.sign(rl)),   # ADA's overfitting heuristic r_t
          "d_real_acc": _accuracy(rl, True, loss.threshold),
          "d_fake_acc": _accuracy(fl, False, loss.threshold),
          **{f"{self.p}_{k}": v for k, v in reg_m.items()}}
@@ -153,7 +161,10 @@ class TrainStep:
     z = self.gan.sample_latents(rng.stream(key, "z"), real.shape[0])
     fake, g_stats = self.gan.generate(g.params, g_stats, z, labels, train=True)
     fake = jax.lax.stop_gradient(fake)
-    (_, (stats, reg, m)), grads = jax.value_and_grad(self._d_loss, has_aux=True)(
+    generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
+        g.params, g_stats, zz, labels, train=True)[0])
+    loss_fn = functools.partial(self._d_loss, z=z, generate=generate)
+    (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
     m["d_grad_norm"] = optax.global_norm(grads)
     return _apply(self.gan.tx_d, self.gan.project_d, d, grads, stats), g_stats, reg, m
@@ -163,12 +174,13 @@ class TrainStep:
     gan, loss, k_drop = self.gan, self.loss, rng.stream(key, "dropout")
     d_labels = None if self.acgan else labels
     fake, g_stats = gan.generate(params, g.stats, z, labels, train=True)
+    p = hp.get("augment_p")
     fl, fc, d_stats = self.run_d(d.params, d.stats, fake, d_labels,
-                                 jax.random.fold_in(k_drop, 0))
+                                 jax.random.fold_in(k_drop, 0), p)
     rl = None
     if loss.needs_real_in_g:
       rl, _, d_stats = self.run_d(d.params, d_stats, to_float(real_u8), d_labels,
-                                  jax.random.fold_in(k_drop, 1))
+                                  jax.random.fold_in(k_drop, 1), p)
     g_loss = loss.g_loss(fl, rl)
     generate = lambda zz: gan.generate(params, g.stats, zz,
                                        None if labels is None else labels[:zz.shape[0]],
@@ -192,9 +204,9 @@ class TrainStep:
     m["g_grad_norm"] = optax.global_norm(grads)
     return _apply(self.gan.tx_g, self.gan.project_g, g, grads, g_stats), d_stats, reg, m
 
-  def _critic_updates(self, state: TrainState, images, labels, key):
+  def _critic_updates(self, state: TrainState, hp, images, labels, key):
     """The n_critic D updates of one step (unrolled, or in a lax.scan)."""
-    g, hp, n = state.g, state.hparams, self.n_critic
+    g, n = state.g, self.n_critic
 
     def one(carry, i, x, y):
       d, g_stats, reg = carry
@@ -221,11 +233,14 @@ class TrainStep:
                        f"on axis 0; got shape {images.shape}.")
     labels = batch.get("labels") if self.gan.num_classes > 0 else None
     key = rng.step_key(state.key, state.step)
-    (d, g_stats, reg), d_metrics = self._critic_updates(state, images, labels, key)
+    hp = dict(state.hparams)
+    if state.augment is not None:   # ADA: this step's p, the same for every D call
+      hp["augment_p"] = state.augment["p"]
+    (d, g_stats, reg), d_metrics = self._critic_updates(state, hp, images, labels, key)
     g, d_stats, reg, g_metrics = self.g_update(
         state.g.replace(stats=g_stats), d, reg, images[-1],
         None if labels is None else labels[-1], state.step, rng.stream(key, "generator"),
-        state.hparams)
+        hp)
     d = d.replace(stats=d_stats)
     ema = state.ema
     if ema is not None:  # EMA of G's weights: ema <- decay ema + (1 - decay) params
@@ -234,5 +249,11 @@ class TrainStep:
     metrics["d_acc"] = (metrics["d_real_acc"] + metrics["d_fake_acc"]) / 2
     metrics["params_finite"] = jnp.all(jnp.array(
         [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves((g.params, d.params))]))
-    new_state = state.replace(step=state.step + 1, g=g, d=d, ema=ema, reg=reg)
+    aug_state = state.augment
+    if self.ada is not None:
+      metrics["augment_p"] = aug_state["p"]
+      aug_state = adaptive.update(aug_state, metrics["d_real_sign"], state.step, self.ada)
+      metrics["ada_rt"] = aug_state["rt"]
+    new_state = state.replace(step=state.step + 1, g=g, d=d, ema=ema, reg=reg,
+                              augment=aug_state)
     return new_state, metrics

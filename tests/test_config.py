@@ -26,6 +26,7 @@ def test_population_fields_are_exactly_what_the_state_or_optimizer_carries():
   injected = {"lr", "b1", "b2", "eps", "decay"}
   for f in C.population_fields():
     ok = (f == "seed" or f == "penalty_weight" or f in state_lib.HPARAMS
+          or f == "augment.p"   # ADA's initial p: TrainState.augment["p"]
           or (f.startswith("optim.") and f.split(".")[-1] in injected))
     assert ok, f
   assert set(state_lib.HPARAMS) <= set(C.population_fields())

@@ -85,3 +85,33 @@ def test_bcr_is_the_squared_change_of_d_under_flip_and_translation():
   c0 = R.Context(key=key, options={"real": 1.0, "fake": 1.0}, critic=centre, real=const,
                  fake=const, real_logits=centre(const), fake_logits=centre(const))
   assert float(consistency.bcr(c0)[0]) == 0.0
+
+
+def test_zcr_terms_in_closed_form_for_a_linear_g_and_d():
+  from jaxgan.regularizers import latent_consistency as zc
+  a = jax.random.normal(jax.random.PRNGKey(1), (3, 4 * 4 * 2))
+  generate = lambda z: (z @ a).reshape(z.shape[0], 4, 4, 2)          # a linear G
+  w = jax.random.normal(jax.random.PRNGKey(2), (4, 4, 2))
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))                 # a linear D
+  z = jax.random.normal(jax.random.PRNGKey(3), (5, 3))
+  key, opts = jax.random.PRNGKey(4), {"sigma": 0.03}
+  fake = generate(z)
+  dz = 0.03 * np.asarray(jax.random.normal(key, z.shape))          # the same draw
+  # independent: G(z) - G(z + dz) = -dz A, so D's change is -(dz A) . w
+  d_change = (dz @ np.asarray(a)) @ np.asarray(w).reshape(-1)
+  c = R.Context(key=key, options=opts, critic=critic, fake=fake, fake_logits=critic(fake),
+                z=z, generate=generate)
+  assert float(zc.zcr(c)[0]) == pytest.approx(np.mean(d_change ** 2), rel=1e-4)
+  g_term, _ = zc.zcr_g(c)
+  assert float(g_term) == pytest.approx(-np.mean((dz @ np.asarray(a)) ** 2), rel=1e-4)
+  assert float(g_term) < 0    # rewards G for reacting to z
+
+
+def test_zcr_on_both_sides_in_a_train_step():
+  c = tiny_config(**{"regularizers": ("zcr", "zcr_g")})
+  s0, step, batch = _step(c)
+  _, m = step(s0, batch)
+  assert float(m["d_zcr"]) > 0 and float(m["g_zcr_g"]) < 0
+  assert float(m["d_loss"]) == pytest.approx(float(m["d_adv_loss"]) + 5 * float(m["d_zcr"]),
+                                             rel=1e-5)
+  assert float(s0.hparams["reg/zcr_g"]) == 0.5

@@ -12,10 +12,15 @@ An augmentation is `fn(key, images) -> images` on float NHWC images in [-1, 1], 
 under its name by a module of this package (one new file adds one; see
 docs/extending.md). `policy` lists them comma-separated, applied in order, each with its
 own key; "" is the identity, which draws no randomness and changes no bits.
+
+An adaptive augmentation (ADA) is `fn(key, images, p, **settings)`: its strength p is part
+of the train state (`TrainState.augment`, adjusted by jaxgan/augment/adaptive.py) and
+reaches it through the discriminator path; `settings` are the `config.augment` fields it
+names (e.g. `ada_ops`).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
 
@@ -26,7 +31,9 @@ Array = jax.Array
 
 
 class Augmentation(NamedTuple):
-  fn: Callable[[Array, Array], Array]   # (key, images) -> images of the same shape
+  fn: Callable[..., Array]    # (key, images[, p, **settings]) -> images of the same shape
+  uses_p: bool = False        # adaptive: takes the state's probability p
+  settings: Tuple[str, ...] = ()   # config.augment fields passed as keyword arguments
 
 
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation", "config.augment.policy")
@@ -36,15 +43,26 @@ def names_of(policy: str) -> list:
   return [n.strip() for n in policy.split(",") if n.strip()]
 
 
-def pipeline(policy: str) -> Callable[[Array, Array], Array]:
-  """The composed augmentation `(key, images) -> images` of a policy string."""
+def uses_p(policy: str) -> bool:
+  """Whether the policy has an adaptive augmentation (whose p lives in the state)."""
+  return any(AUGMENTATIONS.get(n).uses_p for n in names_of(policy))
+
+
+def pipeline(policy: str, settings=None) -> Callable[..., Array]:
+  """The composed augmentation `(key, images, p=None) -> images` of a policy string;
+  `settings` (config.augment) supplies the fields adaptive augmentations name."""
   augs = [(n, AUGMENTATIONS.get(n)) for n in names_of(policy)]
   if not augs:
-    return lambda key, x: x
+    return lambda key, x, p=None: x
 
-  def apply(key, x):
+  def apply(key, x, p: Optional[Array] = None):
     for name, aug in augs:
-      x = aug.fn(rng.stream(key, name), x)
+      k = rng.stream(key, name)
+      if aug.uses_p:
+        kw = {s: (settings or {}).get(s) for s in aug.settings if s in (settings or {})}
+        x = aug.fn(k, x, p, **kw)
+      else:
+        x = aug.fn(k, x)
     return x
   return apply
 

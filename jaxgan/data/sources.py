@@ -32,6 +32,7 @@ class ImageData:
   num_classes: int                 # 0 when unlabelled
   name: str
   class_names: Sequence[str] = ()
+  heldout: Optional["ImageData"] = None   # real images kept out of training (data.subset)
 
   def __post_init__(self):
     if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -224,7 +225,10 @@ def shard(data: ImageData, index: int, count: int) -> ImageData:
   n = len(data.images)
   lo, hi = n * index // count, n * (index + 1) // count
   return ImageData(data.images[lo:hi], None if data.labels is None else data.labels[lo:hi],
-                   data.num_classes, data.name, data.class_names)
+                   data.num_classes, data.name, data.class_names, data.heldout)
+
+
+HELDOUT_MAX = 1024   # held-out images kept beside a subset
 
 
 def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
@@ -240,9 +244,15 @@ def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
   if not 1 <= k <= total:
     raise UserError(f"config.data.subset={subset} keeps {k} of the {total} images of "
                     f"{data.name}; choose between 1 and {total} (or a fraction below 1).")
-  keep = np.sort(np.random.default_rng(seed).permutation(total)[:k])
-  return ImageData(data.images[keep], None if data.labels is None else data.labels[keep],
-                   data.num_classes, data.name, data.class_names)
+  order = np.random.default_rng(seed).permutation(total)
+  keep, rest = np.sort(order[:k]), np.sort(order[k:k + HELDOUT_MAX])
+  pick = lambda idx: ImageData(data.images[idx],
+                               None if data.labels is None else data.labels[idx],
+                               data.num_classes, data.name, data.class_names)
+  out = pick(keep)
+  if len(rest):   # images the run never trains on: the held-out D probe's real batch
+    out.heldout = pick(rest)
+  return out
 
 
 def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:

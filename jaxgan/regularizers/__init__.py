@@ -36,8 +36,9 @@ Array = jax.Array
 
 
 class Context(NamedTuple):
-  """What a regularizer sees. D side: critic, real, fake, real_logits, fake_logits.
-  G side: generate, z, fake, fake_logits. Both: key, options, state."""
+  """What a regularizer sees. D side: critic, real, fake, real_logits, fake_logits, and
+  generate (G at its current weights, no gradient) with the z of `fake`. G side: generate,
+  z, fake, fake_logits. Both: key, options, state."""
   key: Array
   options: Dict[str, Any]
   state: Any = None
