@@ -194,7 +194,7 @@ def _main(argv):
   from jaxgan import runtime  # pylint: disable=g-import-not-at-top
   runtime.tune_host_allocator()  # before the first big host allocation
   init_distributed()
-  from jaxgan import sampling, train, validate  # pylint: disable=g-import-not-at-top
+  from jaxgan import restore, sampling, train, validate  # pylint: disable=g-import-not-at-top
   from jaxgan import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
@@ -236,14 +236,14 @@ def _main(argv):
     state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)
     print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
   elif FLAGS.mode == "sample":
-    _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
+    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
                           FLAGS.labels)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
   elif FLAGS.mode == "latent":
     from jaxgan import latent  # pylint: disable=g-import-not-at-top
-    _, gan, state = train.restore_for_sampling(workdir, FLAGS.checkpoint)
+    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     label = None
     if FLAGS.labels not in ("", "even", "all"):
       label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
@@ -253,7 +253,7 @@ def _main(argv):
     from jaxgan import report  # pylint: disable=g-import-not-at-top
     print(f"Wrote {report.build(workdir)}")
   else:
-    result = train.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
+    result = restore.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
                                        FLAGS.sample_seed, FLAGS.metrics)
     for k, v in result.items():
       if not isinstance(v, list):

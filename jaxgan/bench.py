@@ -296,7 +296,7 @@ def bench_data(seconds: float, data_dir: str, log):
   return records
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--model", choices=MODELS)
   p.add_argument("--all", action="store_true", help="all four pinned models")
@@ -320,6 +320,66 @@ def main(argv=None):
   p.add_argument("--cpu-conv", default="auto", choices=("auto", "onednn", "xla"),
                  help="config.train.cpu_conv for the pinned models (default auto)")
   p.add_argument("--out", default="", help="append the JSON records to this file")
+  return p
+
+
+def _run_devices(args, models, emit, log, records):
+  """One child process per device count (XLA_FLAGS must be set before jax starts)."""
+  for n in [int(x) for x in args.devices.split(",")]:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+    for m in models:
+      cmd = [sys.executable, "-m", "jaxgan.bench", "--model", m, "--seconds",
+             str(args.seconds), "--repeats", str(args.repeats), "--warmup-seconds",
+             str(args.warmup_seconds), "--num-devices", str(n), "--peers-dir", args.peers_dir,
+             "--cpu-conv", args.cpu_conv]
+      r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+      line = [l for l in r.stdout.splitlines() if l.startswith("{")]
+      if r.returncode or not line:
+        log(f"{m} on {n} devices failed: {r.stderr[-2000:]}")
+        continue
+      emit(json.loads(line[-1]))
+  for r in records:
+    print(f"# {r['model']}: {r['num_devices']} device(s): {r['img_per_s_median']:.1f} "
+          "images/s", file=sys.stderr)
+
+
+def _run_population(args, models, emit, log):
+  common = _common(args.peers_dir)
+  for m in models:
+    rec = bench_population(m, args.population, common, args.seconds, args.repeats,
+                           args.warmup_seconds, log=log)
+    emit(rec)
+    print(f"# {m}: population of {args.population}: vmap "
+          f"{rec['population_speedup_vmap']:.2f}x, unroll "
+          f"{rec['population_speedup_unroll']:.2f}x the throughput of {args.population} "
+          "sequential runs", file=sys.stderr)
+
+
+def _run_models(args, models, emit, log, records, peer_names):
+  """jaxgan's step per model, with the PyTorch/Keras peers and a ratio table."""
+  common = _common(args.peers_dir)
+  for m in models:
+    log(f"{m}: jaxgan")
+    emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
+                     args.num_devices, log=log))
+    if args.peers:
+      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, peer_names):
+        emit(rec)
+  if not args.peers:
+    return
+  print("\n| model | peer | s/iter (median) | jaxgan speed-up |", file=sys.stderr)
+  print("|---|---|---:|---:|", file=sys.stderr)
+  for m in models:
+    mine = [r for r in records if r["model"] == m and r["peer"] == "jax_jit"][0]
+    for r in records:
+      if r["model"] == m:
+        ratio = r["s_per_iter_median"] / mine["s_per_iter_median"]
+        print(f"| {m} | {r['peer']} | {r['s_per_iter_median']:.4f} | {ratio:.2f}x |",
+              file=sys.stderr)
+
+
+def main(argv=None):
+  p = _parser()
   args = p.parse_args(argv)
   _CPU_CONV[0] = args.cpu_conv
   peer_names = [n for n in args.peer_names.split(",") if n] or None
@@ -350,53 +410,12 @@ def main(argv=None):
     for m in models:
       for rec in bench_convs(m, min(args.seconds, 1.0), log):
         emit(rec)
-    return 0
-  if args.devices:
-    for n in [int(x) for x in args.devices.split(",")]:
-      env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
-      for m in models:
-        cmd = [sys.executable, "-m", "jaxgan.bench", "--model", m, "--seconds",
-               str(args.seconds), "--repeats", str(args.repeats), "--warmup-seconds",
-               str(args.warmup_seconds), "--num-devices", str(n), "--peers-dir", args.peers_dir,
-               "--cpu-conv", args.cpu_conv]
-        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        line = [l for l in r.stdout.splitlines() if l.startswith("{")]
-        if r.returncode or not line:
-          log(f"{m} on {n} devices failed: {r.stderr[-2000:]}")
-          continue
-        emit(json.loads(line[-1]))
-    rows = [(r["model"], r["num_devices"], r["img_per_s_median"]) for r in records]
-    for m, n, ips in rows:
-      print(f"# {m}: {n} device(s): {ips:.1f} images/s", file=sys.stderr)
-    return 0
-  common = _common(args.peers_dir)
-  if args.population:
-    for m in models:
-      rec = bench_population(m, args.population, common, args.seconds, args.repeats,
-                             args.warmup_seconds, log=log)
-      emit(rec)
-      print(f"# {m}: population of {args.population}: vmap "
-            f"{rec['population_speedup_vmap']:.2f}x, unroll "
-            f"{rec['population_speedup_unroll']:.2f}x the throughput of {args.population} "
-            "sequential runs", file=sys.stderr)
-    return 0
-  for m in models:
-    log(f"{m}: jaxgan")
-    emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
-                     args.num_devices, log=log))
-    if args.peers:
-      for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, peer_names):
-        emit(rec)
-  if args.peers:
-    print("\n| model | peer | s/iter (median) | jaxgan speed-up |", file=sys.stderr)
-    print("|---|---|---:|---:|", file=sys.stderr)
-    for m in models:
-      mine = [r for r in records if r["model"] == m and r["peer"] == "jax_jit"][0]
-      for r in records:
-        if r["model"] == m:
-          ratio = r["s_per_iter_median"] / mine["s_per_iter_median"]
-          print(f"| {m} | {r['peer']} | {r['s_per_iter_median']:.4f} | {ratio:.2f}x |",
-                file=sys.stderr)
+  elif args.devices:
+    _run_devices(args, models, emit, log, records)
+  elif args.population:
+    _run_population(args, models, emit, log)
+  else:
+    _run_models(args, models, emit, log, records, peer_names)
   return 0
 
 
