@@ -151,38 +151,34 @@ def _filter():
   return f / f.sum()
 
 
-def _conv_axis(x, taps, axis, *, up=False, down=False):
-  """1-D correlation of (N, H, W, 1) along axis 1 or 2 with `taps`: upsampling by 2 with
-  zero insertion and padding (6, 5) (output 2n), or a strided downsampling (valid)."""
-  k = len(taps)
-  shape = (k, 1, 1, 1) if axis == 1 else (1, k, 1, 1)
-  kernel = jnp.asarray(taps, x.dtype).reshape(shape)
-  pad_up = ((k + 1) // 2, (k - 2) // 2 + 1)    # (6, 5) plus the zero after the last sample
-  pads = [pad_up if up else (0, 0)] * 2
-  other = 2 if axis == 1 else 1
-  pads[other - 1] = (0, 0)
-  dil = [1, 1]
-  strides = [1, 1]
-  if up:
-    dil[axis - 1] = 2
-  if down:
-    strides[axis - 1] = 2
-  return jax.lax.conv_general_dilated(x, kernel, strides, pads, lhs_dilation=dil,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def _reflect_np(idx, size):
+  period = 2 * (size - 1)
+  idx = np.abs(idx) % period
+  return np.where(idx >= size, period - idx, idx)
 
 
-def upsample2x(x):
-  """(N, H, W, 1) -> (N, 2H, 2W, 1): the reference's upfirdn2d.upsample2d with sym6."""
-  taps = 2 * _filter()[::-1]          # a convolution with f (correlation with f reversed)
-  return _conv_axis(_conv_axis(x, taps, 1, up=True), taps, 2, up=True)
+def upsample_matrix(n: int, pad: int) -> np.ndarray:
+  """(2 (n + 2 pad), n): reflect-pad by `pad`, then the reference's upfirdn2d.upsample2d
+  along one axis (zero insertion, padding (6, 5), a convolution with f, gain 2):
+  U[k] = 2 sum_i P[i] f[5 + k - 2 i]."""
+  f, k = _filter(), len(SYM6)
+  n_p = n + 2 * pad
+  rows, cols = np.arange(2 * n_p)[:, None], np.arange(n_p)[None, :]
+  tap = (k // 2 - 1) + rows - 2 * cols
+  up = np.where((tap >= 0) & (tap < k), 2 * f[np.clip(tap, 0, k - 1)], 0.0)
+  reflect = np.zeros((n_p, n))
+  reflect[np.arange(n_p), _reflect_np(np.arange(n_p) - pad, n)] = 1.0
+  return up @ reflect
 
 
-def downsample2x(x):
-  """(N, 2H + 4 HZ_PAD, ..., 1) -> (N, H, W, 1): crop 1, correlate with f, keep every 2nd
-  sample (the reference's downsample2d with padding -2 HZ_PAD and flip_filter=True)."""
-  x = x[:, 1:-1, 1:-1, :]
-  taps = _filter()
-  return _conv_axis(_conv_axis(x, taps, 1, down=True), taps, 2, down=True)
+def downsample_matrix(n: int) -> np.ndarray:
+  """(n, 2 n + 4 HZ_PAD): the reference's downsample2d with padding -2 HZ_PAD and
+  flip_filter=True along one axis: crop 1, correlate with f, keep every 2nd sample:
+  D[j] = sum_t f[t] O[1 + 2 j + t]."""
+  f, k = _filter(), len(SYM6)
+  rows, cols = np.arange(n)[:, None], np.arange(2 * n + 4 * HZ_PAD)[None, :]
+  tap = cols - 1 - 2 * rows
+  return np.where((tap >= 0) & (tap < k), f[np.clip(tap, 0, k - 1)], 0.0)
 
 
 def _bilinear(img, ky, kx):
@@ -202,13 +198,13 @@ def _bilinear(img, ky, kx):
 
 def resample(x, g_inv):
   """Applies per-example inverse maps `g_inv` (n, 3, 3; centred pixel coordinates) to
-  NHWC images: reflect-pad, upsample 2x, bilinear sample, downsample 2x."""
+  NHWC images: reflect-pad, upsample 2x, bilinear sample, downsample 2x. Padding and the
+  two filters are linear maps along each axis, applied as small matrix products (much
+  faster than 1-channel convolutions on a CPU, and the same numbers)."""
   n, h, w, c = x.shape
-  my, mx = h - 1, w - 1
-  padded = jnp.pad(x, ((0, 0), (my, my), (mx, mx), (0, 0)), mode="reflect")
-  planes = padded.transpose(0, 3, 1, 2).reshape(n * c, h + 2 * my, w + 2 * mx, 1)
-  up = upsample2x(planes).reshape(n, c, 2 * (h + 2 * my), 2 * (w + 2 * mx))
-  up = up.transpose(0, 2, 3, 1)
+  to = lambda m: jnp.asarray(m, x.dtype)
+  up = jnp.einsum("ai,nijc,bj->nabc", to(upsample_matrix(h, h - 1)), x,
+                  to(upsample_matrix(w, w - 1)))
   so_y, so_x = 2 * (h + 2 * HZ_PAD), 2 * (w + 2 * HZ_PAD)
   si_y, si_x = up.shape[1], up.shape[2]
   # Output up-res pixel k, centred: k - (S_out - 1)/2; at the original resolution (pixel
@@ -224,8 +220,8 @@ def resample(x, g_inv):
     return _bilinear(img, 2 * sy - 0.5 + (si_y - 1) / 2, 2 * sx - 0.5 + (si_x - 1) / 2)
 
   sampled = jax.vmap(one)(up, g_inv.astype(x.dtype))            # (n, so_y, so_x, c)
-  planes = sampled.transpose(0, 3, 1, 2).reshape(n * c, so_y, so_x, 1)
-  return downsample2x(planes).reshape(n, c, h, w).transpose(0, 2, 3, 1)
+  return jnp.einsum("ia,nabc,jb->nijc", to(downsample_matrix(h)), sampled,
+                    to(downsample_matrix(w)))
 
 
 def geometric(key, x, p):
