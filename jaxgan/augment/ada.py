@@ -86,11 +86,12 @@ def rotate90(key, x, p):
   return rots[i, jnp.arange(n)]
 
 
-def _reflect(idx, size):
-  """Index into [0, size) with reflection at the borders (no edge repeat, numpy 'reflect')."""
+def _reflect(idx, size, xp=jnp):
+  """Index into [0, size) with reflection at the borders (no edge repeat, numpy 'reflect');
+  `xp` = np for the static padding matrices, jnp for traced shifts."""
   period = 2 * (size - 1)
-  idx = jnp.abs(idx) % period
-  return jnp.where(idx >= size, period - idx, idx)
+  idx = xp.abs(idx) % period
+  return xp.where(idx >= size, period - idx, idx)
 
 
 def int_translate(key, x, p):
@@ -151,12 +152,6 @@ def _filter():
   return f / f.sum()
 
 
-def _reflect_np(idx, size):
-  period = 2 * (size - 1)
-  idx = np.abs(idx) % period
-  return np.where(idx >= size, period - idx, idx)
-
-
 def upsample_matrix(n: int, pad: int) -> np.ndarray:
   """(2 (n + 2 pad), n): reflect-pad by `pad`, then the reference's upfirdn2d.upsample2d
   along one axis (zero insertion, padding (6, 5), a convolution with f, gain 2):
@@ -167,7 +162,7 @@ def upsample_matrix(n: int, pad: int) -> np.ndarray:
   tap = (k // 2 - 1) + rows - 2 * cols
   up = np.where((tap >= 0) & (tap < k), 2 * f[np.clip(tap, 0, k - 1)], 0.0)
   reflect = np.zeros((n_p, n))
-  reflect[np.arange(n_p), _reflect_np(np.arange(n_p) - pad, n)] = 1.0
+  reflect[np.arange(n_p), _reflect(np.arange(n_p) - pad, n, np)] = 1.0
   return up @ reflect
 
 
