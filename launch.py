@@ -25,13 +25,17 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and sam
 flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "latent", "report"],
                   "train (or resume); sample: export generated images; eval: all metrics; "
                   "latent: interpolations and class grids; report: DIR/report.html.")
-flags.DEFINE_integer("num_samples", 10_000, "sample/eval modes: how many images to generate.")
+flags.DEFINE_integer("num_samples", 10_000, "sample/eval modes: how many images to generate "
+                     "(eval mode with Inception metrics: config.eval.inception_samples, "
+                     "50,000, unless given).")
 flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best' (by the "
                     "evaluation metric) or a step number.")
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
 flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
-                    "(jaxgan/metrics: fd, kid, pr, dc, classes, ppl) or 'all'.")
+                    "(jaxgan/metrics: fd, kid, pr, dc, classes, ppl, fid_inception, is, "
+                    "kid_inception, pr_inception) or 'all' (Inception ones when "
+                    "--config.eval.inception_weights is set).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
 flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
                   "function, one workdir each under --workdir, then write sweep.csv/.md.")
@@ -131,11 +135,31 @@ def _parse_problem(default, text: str):
   return None
 
 
+EVAL_OVERRIDES = []   # ("eval.FIELD", "text") of --config.eval.* flags in the reading modes
+
+
+def _take_eval_overrides(argv):
+  """Without --config (reading a run: --mode eval), --config.eval.FIELD=VALUE flags set
+  fields of the run's stored config; they are taken out before absl sees them."""
+  rest = []
+  for a in argv:
+    if a.startswith("--config.eval.") and "=" in a:
+      key, value = a[len("--config."):].split("=", 1)
+      EVAL_OVERRIDES.append((key, value))
+    elif a.startswith("--config.eval."):
+      _fail(f"{a}: write it as {a}=VALUE when reading a run.")
+    else:
+      rest.append(a)
+  return rest
+
+
 def parse_flags(argv):
   """absl flag parsing with one-line errors (exit 2) for bad flags and config files."""
   path = _config_path(argv)
   if path is not None:
     _check_config_file(path)
+  else:
+    argv = _take_eval_overrides(argv)
   _check_overrides(argv)
   try:
     return FLAGS(argv)
@@ -199,6 +223,9 @@ def _main(argv):
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
+  if EVAL_OVERRIDES and FLAGS.mode != "eval":
+    raise UserError(f"--config.{EVAL_OVERRIDES[0][0]} without --config applies to --mode eval "
+                    "only (it sets the evaluation of a stored run).")
   if FLAGS.mode != "train":
     workdir_lib.require_run(workdir)   # reading modes never create a workdir
     if FLAGS.num_samples < 1:
@@ -253,8 +280,12 @@ def _main(argv):
     from jaxgan import report  # pylint: disable=g-import-not-at-top
     print(f"Wrote {report.build(workdir)}")
   else:
-    result = restore.evaluate_checkpoint(workdir, FLAGS.checkpoint, FLAGS.num_samples,
-                                       FLAGS.sample_seed, FLAGS.metrics)
+    num = FLAGS.num_samples if FLAGS["num_samples"].present else 0
+    metrics = FLAGS.metrics   # --config.eval.metrics=... alone picks the metrics too
+    if not FLAGS["metrics"].present:
+      metrics = dict(EVAL_OVERRIDES).get("eval.metrics", metrics)
+    result = restore.evaluate_checkpoint(workdir, FLAGS.checkpoint, num, FLAGS.sample_seed,
+                                         metrics, overrides=EVAL_OVERRIDES)
     for k, v in result.items():
       if not isinstance(v, list):
         print(f"{k:>28}: {v}")

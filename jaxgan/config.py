@@ -89,6 +89,12 @@ def _ada_ops(v) -> Optional[str]:
   return None
 
 
+def _sha_rule(v) -> Optional[str]:
+  if v in ("published", "any") or (v and all(ch in "0123456789abcdefABCDEF" for ch in v)):
+    return None
+  return "must be 'published', 'any' or a hex prefix of the file's sha256"
+
+
 def _names(registry_path: str, extra=()):
   """The names of a registry, read when validating (registries fill at import)."""
   def names():
@@ -239,6 +245,26 @@ FIELDS: Dict[str, Field] = {
                                     rule=GE1),
     "eval.memorization_samples": Field(16, "samples in the memorisation check", resume=True,
                                        rule=GE1),
+    "eval.inception_weights": Field(
+        "", "local pytorch-fid pt_inception-2015-12-05-6726825d.pth or JAX-port "
+        "inception_v3_weights_fid.pickle, for fid_inception, is, kid_inception, pr_inception",
+        resume=True),
+    "eval.inception_sha256": Field(
+        "published", "'published' (a .pth must hash to 6726825d...), 'any' (other weights "
+        "on purpose) or a hex prefix of the file's sha256", resume=True, rule=_sha_rule),
+    "eval.inception_resize": Field("bilinear", "resize to 299x299: pytorch-fid's bilinear "
+                                   "or clean-fid's PIL bicubic", resume=True,
+                                   rule=OneOf(("bilinear", "bicubic"))),
+    "eval.inception_reference": Field(
+        "train", "real images of the Inception metrics: the whole training split (also "
+        "under data.subset) or the held-out split", resume=True, rule=OneOf(("train", "test"))),
+    "eval.inception_ref_stats": Field("", "pytorch-fid .npz (mu, sigma): the reference of "
+                                      "fid_inception instead", resume=True),
+    "eval.inception_samples": Field(50000, "generated images of --mode eval with Inception "
+                                    "metrics when --num_samples is not given", resume=True,
+                                    rule=GE1),
+    "eval.inception_batch_size": Field(100, "images per Inception batch (over the local "
+                                       "devices)", resume=True, rule=GE1),
     "sample.grid_size": Field(64, "images in each sample grid", resume=True, rule=GE1),
     "sample.grid_cols": Field(8, "columns of a sample grid (0: square)", resume=True, rule=GE0),
 }
@@ -350,6 +376,39 @@ def field_problem(key: str, f: Field, v) -> Optional[str]:
   if problem is None and f.rule is not None:
     problem = f.rule(v) if callable(f.rule) else f.rule.problem(v)
   return problem
+
+
+def _from_text(default, raw: str):
+  """A flag's text as the type of the field's default (raises ValueError)."""
+  if isinstance(default, bool):
+    table = {"true": True, "1": True, "false": False, "0": False}
+    if raw.lower() not in table:
+      raise ValueError("must be true or false")
+    return table[raw.lower()]
+  if isinstance(default, int):
+    return int(raw)
+  if isinstance(default, float):
+    return float(raw)
+  return raw
+
+
+def apply_eval_overrides(config, overrides) -> None:
+  """("eval.FIELD", "text") pairs of launch.py's --config.eval.* flags in the reading modes,
+  checked like any config value and set on the run's stored config."""
+  fields = all_fields()
+  for key, raw in overrides:
+    if not key.startswith("eval.") or key not in fields:
+      valid = ", ".join(k for k in fields if k.startswith("eval."))
+      raise UserError(f"--config.{key}: reading a run takes only config.eval.* fields from "
+                      f"the command line.{did_you_mean(key, list(fields))} Valid: {valid}.")
+    try:
+      value = _from_text(fields[key].default, raw)
+      problem = field_problem(key, fields[key], value)
+    except ValueError as e:
+      problem = str(e) if "must" in str(e) else f"must be a {type(fields[key].default).__name__}"
+    if problem:
+      raise UserError(f"--config.{key}={raw}: {problem}. Set --config.{key} to a valid value.")
+    config.update_from_flattened_dict({key: value})
 
 
 def check_fields(config) -> None:

@@ -15,7 +15,7 @@ import jax
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import rng, sampling
-from jaxgan.config import config_from_dict
+from jaxgan.config import apply_eval_overrides, config_from_dict
 from jaxgan.errors import UserError, short_reason
 
 
@@ -87,19 +87,30 @@ def _readable(ckpt, step: int) -> bool:
     return False
 
 
-def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 10_000,
-                        seed: int = 0, metrics: str = "all") -> dict:
-  """The named metrics (default: every registered one) of a checkpoint of `workdir`:
-  printed and written to DIR/eval.json, with the memorisation pairs in
-  DIR/memorization.png."""
+def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 0,
+                        seed: int = 0, metrics: str = "all", overrides=()) -> dict:
+  """The named metrics (default: every registered one; the Inception ones when
+  eval.inception_weights is set) of a checkpoint of `workdir`: printed and written to
+  DIR/eval.json, with the memorisation pairs in DIR/memorization.png. `overrides`:
+  ("eval.FIELD", "value") pairs applied to the run's stored config (launch.py's
+  --config.eval.* flags); `num_samples` 0: eval.inception_samples when an Inception metric
+  is computed, else 10,000."""
   from jaxgan.eval.evaluate import Evaluator, write_json  # pylint: disable=g-import-not-at-top
+  from jaxgan.eval.inception_eval import write_stats  # pylint: disable=g-import-not-at-top
   config, gan, state = restore_for_sampling(workdir, which)
+  apply_eval_overrides(config, overrides)
   data = data_lib.load(config.data)
-  evaluator = Evaluator(config, data, log=_say)
+  evaluator = Evaluator(config, data, log=_say, metrics=metrics)
+  if not num_samples:
+    num_samples = config.eval.inception_samples if evaluator.inception else 10_000
   result = {"step": int(state.step), "checkpoint": which, "dataset": data.name,
             **evaluator.evaluate_generator(gan, state, num_samples,
                                            rng.stream(rng.root_key(seed), "eval_mode"),
-                                           metrics=metrics, seed=seed)}
+                                           seed=seed)}
+  if evaluator.inception is not None:
+    real = evaluator.inception.real
+    result["inception_protocol"]["reference_stats_file"] = write_stats(
+        os.path.join(workdir, "inception_reference_stats.npz"), real.mean, real.cov)
   images = sampling.generate(gan, state, evaluator.config.eval.memorization_samples,
                              rng.stream(rng.root_key(seed), "eval_mode"),
                              sampling.make_labels(gan.num_classes,

@@ -49,6 +49,12 @@ def _evaluation(c):
   if not names:
     raise UserError("config.eval.metrics is empty but config.eval.every > 0; name the "
                     "metrics (e.g. fd,kid,classes) or set config.eval.every=0.")
+  inception = [n for n in names if metrics.METRICS.get(n).needs == "inception"]
+  if inception and not c.eval.inception_weights:
+    raise UserError(f"config.eval.metrics={c.eval.metrics!r} names {', '.join(inception)}, "
+                    "which need the FID Inception's weights: pass "
+                    "--config.eval.inception_weights=PATH (pytorch-fid's "
+                    "pt_inception-2015-12-05-6726825d.pth) or drop them.")
   keys = [k for n in names for k in metrics.METRICS.get(n).minimize]
   if c.eval.best_metric not in keys:
     raise UserError(f"config.eval.best_metric={c.eval.best_metric!r} is not computed by "

@@ -67,34 +67,6 @@ def test_parameter_count_is_pytorch_fids():
                                   dict(inception.variables(model)) for p in convs)
 
 
-def _random_torch_state(seed=0):
-  """A random state dict with pytorch-fid's names and PyTorch layouts (He-scaled convs)."""
-  rs = np.random.RandomState(seed)
-  bn = {"scale": ("weight", lambda n: rs.rand(n) + 0.5),
-        "bias": ("bias", lambda n: 0.1 * rs.randn(n)),
-        "mean": ("running_mean", lambda n: 0.1 * rs.randn(n)),
-        "var": ("running_var", lambda n: rs.rand(n) + 0.5)}
-  sd = {}
-  for path, var in inception.variables(inception.abstract_model()):
-    shape = var.get_value().shape
-    if path == "fc/kernel":
-      sd["fc.weight"] = rs.randn(shape[1], shape[0]) / np.sqrt(shape[0])
-    elif path == "fc/bias":
-      sd["fc.bias"] = 0.1 * rs.randn(*shape)
-    else:
-      module, layer, leaf = path.rsplit("/", 2)   # "Mixed_5b/branch1x1", "conv", "kernel"
-      prefix = module.replace("/", ".")
-      if layer == "conv":
-        fan_in = np.prod(shape[:3])
-        sd[f"{prefix}.conv.weight"] = (rs.randn(shape[3], shape[2], *shape[:2])
-                                       * np.sqrt(2.0 / fan_in))
-        sd[f"{prefix}.bn.num_batches_tracked"] = np.asarray(100, np.int64)
-      else:
-        name, draw = bn[leaf]
-        sd[f"{prefix}.bn.{name}"] = draw(shape[0])
-  return {k: v if v.dtype == np.int64 else v.astype(np.float32) for k, v in sd.items()}
-
-
 def _nested(flat):
   out = {}
   for k, v in flat.items():
@@ -107,7 +79,7 @@ def _nested(flat):
 
 
 def test_pth_and_pickle_convert_to_the_same_network_and_cache(tmp_path):
-  sd = _random_torch_state()
+  sd = torch_format.random_inception_state()
   torch_format.save(sd, str(tmp_path / "w.pth"))
   g, state, info = iw.load(str(tmp_path / "w.pth"), str(tmp_path / "cache"), expected="any")
   assert info["weights_format"] == "torch" and info["weights_check"] == "other weights"
@@ -186,8 +158,9 @@ def test_resize_filters_match_their_references():
   np.testing.assert_allclose(ours, pil, rtol=1e-4, atol=1e-2)
 
 
-def test_extractor_features_logits_and_batching(tmp_path):
-  sd = _random_torch_state(3)
+def test_extractor_features_logits_and_batching(tmp_path, monkeypatch):
+  monkeypatch.setattr(inception, "SIZE", 75)   # the smallest input, to save CPU time
+  sd = torch_format.random_inception_state(3)
   torch_format.save(sd, str(tmp_path / "w.pth"), legacy=True)
   g, s, info = iw.load(str(tmp_path / "w.pth"), str(tmp_path), expected="any")
   ex = ie.InceptionExtractor(g, s, info, resize="bilinear", batch_size=2)
@@ -196,12 +169,13 @@ def test_extractor_features_logits_and_batching(tmp_path):
   assert f.shape == (3, inception.POOL_DIM) and l.shape == (3, inception.NUM_LOGITS)
   assert np.all(np.isfinite(f)) and np.all(f >= 0) and f.std() > 0   # post-ReLU means
   f1, l1 = ex.features_and_logits(imgs[2:])   # a batch of one, padded, gives the same
-  np.testing.assert_allclose(f1[0], f[2], rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(l1[0], l[2], rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(f1[0], f[2], rtol=1e-4, atol=1e-5)   # another batch shape:
+  np.testing.assert_allclose(l1[0], l[2], rtol=1e-4, atol=1e-4)   # float32 rounding only
   # logits are the fc of the features
   fc_w = sd["fc.weight"].astype(np.float64)
   np.testing.assert_allclose(l, f @ fc_w.T + sd["fc.bias"], rtol=1e-4, atol=1e-3)
   # grayscale is the same image as its RGB repetition
   f3, _ = ex.features_and_logits(np.repeat(imgs[:1], 3, -1))
-  np.testing.assert_allclose(f3[0], f[0], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(f3[0], f[0], rtol=1e-4, atol=1e-5)
   assert ex.name.startswith("inception-" + info["weights_sha256"][:12])
+  assert ex.info["input_size"] == 75 and ex.info["resize"] == "bilinear"

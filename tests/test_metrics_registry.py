@@ -58,7 +58,7 @@ def test_a_registered_generator_metric_receives_the_generator(monkeypatch):
                      "model.mlp.d_widths": (8,), "data.image_size": 4})
   gan, state = state_lib.create(c, (4, 4, 1), 0)
   ev = E.Evaluator.__new__(E.Evaluator)
-  ev.config, ev.extractor, ev.real = c, pixel_extractor(), real_stats()
+  ev.config, ev.extractor, ev.real, ev.inception = c, pixel_extractor(), real_stats(), None
   out = ev.evaluate_generator(gan, state, 20, jax.random.PRNGKey(0), metrics="spy,fd")
   assert seen == [(3, 0)] and out["spy"] == 1.0 and "fd" in out
 

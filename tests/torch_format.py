@@ -127,3 +127,32 @@ def malicious_pickle(command: str) -> bytes:
   return (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"os\nsystem\n" + pickle.BINUNICODE
           + struct.pack("<I", len(command)) + command.encode() + pickle.TUPLE1
           + pickle.REDUCE + pickle.STOP)
+
+
+def random_inception_state(seed=0):
+  """A random state dict with pytorch-fid's names and PyTorch layouts (He-scaled convs)."""
+  rs = np.random.RandomState(seed)
+  bn = {"scale": ("weight", lambda n: rs.rand(n) + 0.5),
+        "bias": ("bias", lambda n: 0.1 * rs.randn(n)),
+        "mean": ("running_mean", lambda n: 0.1 * rs.randn(n)),
+        "var": ("running_var", lambda n: rs.rand(n) + 0.5)}
+  sd = {}
+  from jaxgan.eval import inception  # pylint: disable=g-import-not-at-top
+  for path, var in inception.variables(inception.abstract_model()):
+    shape = var.get_value().shape
+    if path == "fc/kernel":
+      sd["fc.weight"] = rs.randn(shape[1], shape[0]) / np.sqrt(shape[0])
+    elif path == "fc/bias":
+      sd["fc.bias"] = 0.1 * rs.randn(*shape)
+    else:
+      module, layer, leaf = path.rsplit("/", 2)   # "Mixed_5b/branch1x1", "conv", "kernel"
+      prefix = module.replace("/", ".")
+      if layer == "conv":
+        fan_in = np.prod(shape[:3])
+        sd[f"{prefix}.conv.weight"] = (rs.randn(shape[3], shape[2], *shape[:2])
+                                       * np.sqrt(2.0 / fan_in))
+        sd[f"{prefix}.bn.num_batches_tracked"] = np.asarray(100, np.int64)
+      else:
+        name, draw = bn[leaf]
+        sd[f"{prefix}.bn.{name}"] = draw(shape[0])
+  return {k: v if v.dtype == np.int64 else v.astype(np.float32) for k, v in sd.items()}

@@ -33,6 +33,7 @@ class ImageData:
   name: str
   class_names: Sequence[str] = ()
   heldout: Optional["ImageData"] = None   # real images kept out of training (data.subset)
+  whole: Optional["ImageData"] = None     # the split a data.subset was taken from
 
   def __post_init__(self):
     if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -250,6 +251,7 @@ def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
                                None if data.labels is None else data.labels[idx],
                                data.num_classes, data.name, data.class_names)
   out = pick(keep)
+  out.whole = data   # evaluation compares with all of it (Karras et al. 2020, sec. 2)
   if len(rest):   # images the run never trains on: the held-out D probe's real batch
     out.heldout = pick(rest)
   return out

@@ -54,7 +54,7 @@ def _to_float(images):
 
 def cache_key(data: ImageData, label_key: str = "label") -> str:
   h, w, c = data.image_shape
-  raw = f"{data.name}-{label_key}-{h}x{w}x{c}-{data.num_classes}cls"
+  raw = f"{data.name}-{len(data.images)}img-{label_key}-{h}x{w}x{c}-{data.num_classes}cls"
   return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
@@ -80,6 +80,7 @@ def train_classifier(train: ImageData, test: ImageData, *, steps: int = 3000,
 
   gen = np.random.default_rng(seed)
   n = len(train.images)
+  batch_size = min(batch_size, n)   # a tiny dataset is one batch
   for s in range(steps):
     if s % (n // batch_size) == 0:
       perm = gen.permutation(n)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxgan.data.sources import ImageData
 from jaxgan import metrics as metrics_lib
 from jaxgan.eval import classifier as clf
+from jaxgan.eval import inception_eval
 from jaxgan.eval import metrics as M
 from jaxgan.visualize import grid, save_png
 from jaxgan.errors import UserError
@@ -158,32 +159,53 @@ def load_heldout(data_cfg, test_split: str, log=print) -> Optional[ImageData]:
 class Evaluator:
   """Everything needed to score a generator on one dataset, built once per run."""
 
-  def __init__(self, config, data: ImageData, log=print):
+  def __init__(self, config, data: ImageData, log=print, metrics: str = ""):
+    """`metrics`: the names this evaluator will compute (default config.eval.metrics);
+    it builds only the extractors they need (the Inception one at once, so a missing
+    weights file stops before anything is generated)."""
     self.config, self.data = config, data
+    # a run on a data.subset is measured against the whole split, as Karras et al. 2020
+    # do ("all available training images, regardless of the subset used for training")
+    reference = data.whole if data.whole is not None else data
     ev = config.eval
     self.heldout = load_heldout(config.data, ev.test_split, log)
-    if data.labels is not None and data.num_classes >= 2:
-      if self.heldout is not None and self.heldout.labels is not None:
-        train, test = data, self.heldout
-      else:
-        train, test = clf.split_for_classifier(data)
-      self.extractor = classifier_extractor(train, test, ev, log)
-    else:
+    self.names = metrics_lib.parse(metrics or ev.metrics, inception=bool(ev.inception_weights))
+    self.inception = inception_eval.maybe_build(config, reference, self.heldout, self.names,
+                                                log)
+    self.extractor = self.real = None
+    if any(metrics_lib.METRICS.get(n).needs != "inception" for n in self.names):
+      self.extractor = self._classifier(reference, log)
+      self.real = real_stats(reference, self.extractor, ev.cache_dir, ev.max_real_features)
+
+  def _classifier(self, data: ImageData, log) -> Extractor:
+    if data.labels is None or data.num_classes < 2:
       raise UserError(
           f"{data.name} has no labels, so the in-domain classifier cannot be trained; set "
-          "config.eval.every=0, or evaluate with another extractor (jaxgan.eval.from_flax).")
-    self.real = real_stats(data, self.extractor, ev.cache_dir, ev.max_real_features)
+          "config.eval.every=0, evaluate with the Inception metrics only "
+          "(fid_inception,is,kid_inception,pr_inception) or with another extractor "
+          "(jaxgan.eval.from_flax).")
+    if self.heldout is not None and self.heldout.labels is not None:
+      train, test = data, self.heldout
+    else:
+      train, test = clf.split_for_classifier(data)
+    return classifier_extractor(train, test, self.config.eval, log)
 
   def __call__(self, images: np.ndarray, *, labels: Optional[np.ndarray] = None,
                metrics: str = "", seed: int = 0, gan=None, state=None, key=None
                ) -> Dict[str, object]:
-    """The named metrics (default: config.eval.metrics; "all": every registered one) of
-    uint8 generated images; `gan`/`state`/`key` serve the metrics that need G itself."""
-    names = metrics_lib.parse(metrics or self.config.eval.metrics)
+    """The named metrics (default: those the evaluator was built for) of uint8 generated
+    images; `gan`/`state`/`key` serve the metrics that need G itself."""
+    names = (metrics_lib.parse(metrics, inception=self.inception is not None) if metrics
+             else self.names)
     inputs = metrics_lib.Inputs(images, labels, self.extractor, self.real, gan=gan,
-                                state=state, key=key, seed=seed)
+                                state=state, key=key, seed=seed, inception=self.inception)
     out = metrics_lib.compute(names, inputs)
-    out["classifier_test_accuracy"] = self.extractor.info.get("test_accuracy")
+    if self.extractor is not None:
+      out["classifier_test_accuracy"] = self.extractor.info.get("test_accuracy")
+    if self.inception is not None and any(
+        metrics_lib.METRICS.get(n).needs == "inception" for n in names):
+      out["inception_protocol"] = dict(self.inception.protocol,
+                                       num_generated=int(len(images)))
     return out
 
   def evaluate_generator(self, gan, state, num_samples: int, key, metrics: str = "",
@@ -204,6 +226,7 @@ class Evaluator:
                      if isinstance(v, (int, float)) and k not in skip)
 
   def memorization(self, images: np.ndarray, png_path: Optional[str]) -> Dict[str, object]:
-    held = None if self.heldout is None else self.heldout.images
+    held = self.heldout if self.heldout is not None else self.data.heldout  # subset's rest
+    held = None if held is None else held.images
     return memorization(images, self.data.images, held, png_path,
                         k=self.config.eval.memorization_samples)

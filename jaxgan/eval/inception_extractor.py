@@ -52,15 +52,16 @@ def bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def resize_matrices(h: int, w: int, kind: str) -> Tuple[np.ndarray, np.ndarray]:
+def resize_matrices(h: int, w: int, kind: str, size: int) -> Tuple[np.ndarray, np.ndarray]:
   if kind not in RESIZE_FILTERS:
     raise ValueError(f"resize filter {kind!r}; valid: {', '.join(RESIZE_FILTERS)}")
   make = bilinear_matrix if kind == "bilinear" else bicubic_matrix
-  return make(h, inception.SIZE), make(w, inception.SIZE)
+  return make(h, size), make(w, size)
 
 
 def prepare(images_u8, mh, mw, clip: bool):
-  """uint8 [N, H, W, C] -> float32 [N, 299, 299, 3] in [-1, 1] (pytorch-fid's input)."""
+  """uint8 [N, H, W, C] -> float32 [N, 299, 299, 3] in [-1, 1] (pytorch-fid's input;
+  the size is the matrices')."""
   x = images_u8.astype(jnp.float32)
   if x.shape[-1] == 1:
     x = jnp.repeat(x, 3, axis=-1)
@@ -72,6 +73,23 @@ def prepare(images_u8, mh, mw, clip: bool):
   return x / 255.0 * 2.0 - 1.0
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "clip"))
+def _forward(graphdef, state, images, mh, mw, clip: bool):
+  """One compiled program per network structure, filter and batch shape, shared by every
+  extractor of the process (a second evaluation does not compile again)."""
+  model = nnx.merge(graphdef, state)
+  return model.features_and_logits(prepare(images, mh, mw, clip))
+
+
+def _padded_size(n: int, batch: int, n_dev: int) -> int:
+  """A full batch, or for fewer images the next power of two (few distinct shapes, so few
+  compilations, without running a whole batch of padding), a multiple of the devices."""
+  if n >= batch:
+    return batch
+  size = 1 << max(0, (n - 1).bit_length())
+  return -(-size // n_dev) * n_dev
+
+
 class InceptionExtractor:
   """Features (2048-d pool3) and logits (1008) of uint8 images, in batches of
   `batch_size` spread over the local devices."""
@@ -81,10 +99,11 @@ class InceptionExtractor:
     if resize not in RESIZE_FILTERS:
       raise ValueError(f"resize filter {resize!r}; valid: {', '.join(RESIZE_FILTERS)}")
     self.graphdef, self.state, self.resize = graphdef, state, resize
+    self.size = inception.SIZE   # 299; tests shrink it to keep CPU time down
     n_dev = jax.local_device_count()
     self.batch_size = max(n_dev, batch_size // n_dev * n_dev)
-    self.info = dict(info, resize=resize)
-    self.name = f"inception-{str(info.get('weights_sha256', 'x'))[:12]}-{resize}"
+    self.info = dict(info, resize=resize, input_size=self.size)
+    self.name = f"inception-{str(info.get('weights_sha256', 'x'))[:12]}-{resize}-{self.size}"
     self.num_classes = 0
     self.predict = None
     self.features_float = None
@@ -93,27 +112,23 @@ class InceptionExtractor:
     self._state = jax.device_put(state, jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec()))
 
-    @jax.jit
-    def run(state, images, mh, mw):
-      model = nnx.merge(self.graphdef, state)
-      return model.features_and_logits(prepare(images, mh, mw, clip=resize == "bicubic"))
-    self._run = run
-
   def features_and_logits(self, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """float64 [N, 2048] features and [N, 1008] logits of uint8 [N, H, W, C] images."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
       raise ValueError(f"expected uint8 images [N, H, W, 1 or 3], got {images.dtype} "
                        f"{images.shape}")
-    mh, mw = (jnp.asarray(m, jnp.float32) for m in resize_matrices(*images.shape[1:3],
-                                                                     self.resize))
+    mh, mw = (jnp.asarray(m, jnp.float32)
+              for m in resize_matrices(*images.shape[1:3], self.resize, self.size))
     feats, logits = [], []
+    n_dev = jax.local_device_count()
     for s in range(0, len(images), self.batch_size):
       chunk = images[s:s + self.batch_size]
-      pad = (-len(chunk)) % self.batch_size if len(images) > self.batch_size else \
-          (-len(chunk)) % jax.local_device_count()
+      pad = _padded_size(len(chunk) if s == 0 else self.batch_size, self.batch_size,
+                         n_dev) - len(chunk)
       full = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)]) if pad else chunk
-      f, l = self._run(self._state, jax.device_put(full, self._batch), mh, mw)
+      f, l = _forward(self.graphdef, self._state, jax.device_put(full, self._batch), mh, mw,
+                      self.resize == "bicubic")
       feats.append(np.asarray(f, np.float64)[:len(chunk)])
       logits.append(np.asarray(l, np.float64)[:len(chunk)])
     return np.concatenate(feats), np.concatenate(logits)

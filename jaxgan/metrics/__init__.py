@@ -22,7 +22,7 @@ from jaxgan.registry import Registry, import_all
 
 class Metric(NamedTuple):
   fn: Callable[["Inputs"], Dict[str, float]]
-  needs: str = "features"     # images | features | predictions | generator
+  needs: str = "features"     # images | features | predictions | generator | inception
   minimize: Tuple[str, ...] = ()  # its keys where lower is better (eval.best_metric)
 
 
@@ -39,6 +39,7 @@ class Inputs:
   state: Any = None
   key: Any = None
   seed: int = 0
+  inception: Any = None             # jaxgan.eval.inception_eval.InceptionEval, if built
 
   @functools.cached_property
   def features(self) -> np.ndarray:
@@ -48,12 +49,18 @@ class Inputs:
   def predictions(self) -> np.ndarray:
     return self.extractor.predict(self.images)
 
+  @functools.cached_property
+  def inception_outputs(self) -> Tuple[np.ndarray, np.ndarray]:
+    """(pool3 features, 1008 logits) of the images in the FID Inception, computed once."""
+    return self.inception.extractor.features_and_logits(self.images)
 
-def parse(names: str) -> List[str]:
-  """Metric names of a comma-separated string; "all" = every registered one."""
+
+def parse(names: str, inception: bool = True) -> List[str]:
+  """Metric names of a comma-separated string; "all" = every registered one (without the
+  Inception ones when `inception` is False: they need a weights file)."""
   out = [n.strip() for n in names.split(",") if n.strip()]
   if out == ["all"]:
-    return METRICS.names()
+    return [n for n in METRICS.names() if inception or METRICS.get(n).needs != "inception"]
   for n in out:
     METRICS.get(n)  # unknown names fail here, listing the valid ones
   return out
@@ -61,6 +68,10 @@ def parse(names: str) -> List[str]:
 
 def available(name: str, inputs: Inputs) -> bool:
   m = METRICS.get(name)
+  if m.needs == "inception":
+    return inputs.inception is not None
+  if inputs.extractor is None:
+    return False
   if m.needs == "predictions":
     return inputs.extractor.predict is not None and inputs.extractor.num_classes > 0
   if m.needs == "generator":

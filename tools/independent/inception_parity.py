@@ -26,7 +26,6 @@ import tempfile
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pytorch_fid import fid_score
 from pytorch_fid import inception as pf
 
