@@ -121,3 +121,17 @@ def test_bad_inception_settings_name_the_field(run_and_weights):
                        "eval.best_metric": "fd"})
   with pytest.raises(UserError, match=r"names fid_inception, which need .*inception_weights"):
     validate.validate(cfg)
+
+
+def test_inception_metrics_during_training_and_as_the_best_metric(run_and_weights, tmp_path):
+  _, weights = run_and_weights   # the fixture keeps the network at 75x75
+  cfg = tiny_config(**{"data.max_examples": 32, "eval.every": 3, "eval.num_samples": 16,
+                       "eval.metrics": "fid_inception,is", "eval.best_metric": "fid_inception",
+                       "eval.inception_weights": weights, "eval.inception_sha256": "any",
+                       "eval.cache_dir": str(tmp_path / "cache")})
+  validate.validate(cfg)
+  train.train_and_evaluate(cfg, str(tmp_path / "run"))
+  rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  evals = [r for r in rows if "eval/fid_inception" in r]
+  assert [r["step"] for r in evals] == [3, 6]
+  assert all(r["eval/fid_inception"] > 0 and r["eval/is_mean"] >= 1.0 for r in evals)
