@@ -136,4 +136,11 @@ class Checkpointer:
 
   def close(self):
     self.manager.wait_until_finished()
+    # orbax starts a background clean-up of stale temporary directories when the manager
+    # opens and close() does not wait for it: a process that stops soon after (a user
+    # error) printed its "cannot schedule new futures after interpreter shutdown"
+    # traceback on a loaded machine. Wait for it (a private method, hence the guard).
+    await_cleanup = getattr(self.manager, "_maybe_await_cleanup_tmp_directory", None)
+    if await_cleanup is not None:
+      await_cleanup()
     self.manager.close()
