@@ -132,8 +132,9 @@ class LogMetrics(Action):
       row = {"epoch": round(loop.run.batches[i].epoch_of_step(step), 4)}
       row.update({k: float(np.mean([m[k] for m in ms])) for k in ms[-1]
                   if k != "params_finite" and not k.startswith("hist_")})
-      row.update(steps_per_s=rate, lr_g=member.config.optim.g.lr,
-                 lr_d=member.config.optim.d.lr)
+      row.update(steps_per_s=rate)
+      row.setdefault("lr_g", member.config.optim.g.lr)   # scheduled ones are step metrics
+      row.setdefault("lr_d", member.config.optim.d.lr)
       if self.probe is not None:
         row.update(self.probe(loop.member_state(state, i)))
       member.writer.row(step, row)

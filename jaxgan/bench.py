@@ -25,17 +25,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers")
-MODELS = ("mlp_gan", "wgan_gp28", "dcgan64", "wgan_gp64")
+MODELS = ("mlp_gan", "wgan_gp28", "dcgan64", "wgan_gp64", "resnet32")
 _CPU_CONV = ["auto"]  # --cpu-conv, applied to every pinned config
 
 
 def pinned_config(model: str):
   """The project config that is the pinned benchmark model `model`."""
-  from configs import dcgan, gan, wgan_gp  # pylint: disable=g-import-not-at-top
+  from configs import dcgan, gan, sngan, wgan_gp  # pylint: disable=g-import-not-at-top
   c = {"mlp_gan": lambda: gan.get_config("mnist_a"),
        "wgan_gp28": lambda: wgan_gp.get_config(),
        "dcgan64": lambda: dcgan.get_config(),
-       "wgan_gp64": lambda: wgan_gp.get_config("gray64")}[model]()
+       "wgan_gp64": lambda: wgan_gp.get_config("gray64"),
+       "resnet32": lambda: sngan.get_config("cifar10_uncond")}[model]()
   for net in ("g", "d"):
     c.optim[net].name, c.optim[net].lr = "adam", 2e-4
     c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 0.5, 0.999, 1e-8
@@ -299,7 +300,7 @@ def bench_data(seconds: float, data_dir: str, log):
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--model", choices=MODELS)
-  p.add_argument("--all", action="store_true", help="all four pinned models")
+  p.add_argument("--all", action="store_true", help="all five pinned models")
   p.add_argument("--seconds", type=float, default=5.0, help="minimum length of a repeat")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--warmup-seconds", type=float, default=10.0)

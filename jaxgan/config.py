@@ -160,7 +160,7 @@ FIELDS: Dict[str, Field] = {
     "model.acgan_weight": Field(1.0, "weight of the auxiliary classification losses (acgan)",
                                 rule=GE0),
     "model.init": Field("pytorch", "weight initialisation",
-                        rule=OneOf(("pytorch", "lecun", "glorot", "dcgan"))),
+                        rule=OneOf(("pytorch", "lecun", "glorot", "dcgan", "ortho"))),
     "model.g_act": Field("relu", "generator activation",
                          rule=OneOf(_names("jaxgan.models.layers.ACTIVATIONS"))),
     "model.d_act": Field("leaky_relu", "discriminator activation",
@@ -204,6 +204,13 @@ FIELDS: Dict[str, Field] = {
                              "fractional translation), c (colour)", rule=_ada_ops),
     "ema_decay": Field(0.0, "> 0: sample and evaluate with an EMA of G's weights",
                        population=True, rule=UNIT),
+    "ema_halflife_kimg": Field(0.0, "> 0: the EMA generator's half-life in thousands of "
+                               "images instead of ema_decay (decay = 0.5^(batch / (1000 h)) "
+                               "per step; StyleGAN2 uses 10)", rule=GE0),
+    "schedules": Field((), "hyperparameters that change over training (jaxgan/schedules.py):"
+                       " a list of {target, kind (linear|cosine), end, steps}; targets "
+                       "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, "
+                       "regularizers.NAME"),
     **_optim_fields("g"),
     **_optim_fields("d"),
     # Training

@@ -101,6 +101,24 @@ LOSSES.register("ragan", Loss(d_terms=_ragan_d, g_loss=_ragan_g, probabilistic=F
                               needs_real_in_g=True))
 
 
+def _rpgan_d(real, fake, t_real, t_fake):
+  del t_real, t_fake
+  return jnp.mean(jax.nn.softplus(fake - real)), jnp.zeros((), real.dtype)
+
+
+def _rpgan_g(fake, real):
+  return jnp.mean(jax.nn.softplus(jax.lax.stop_gradient(real) - fake))
+
+
+# Relativistic pairing GAN (Jolicoeur-Martineau 2019; the loss of R3GAN, Huang et al.
+# 2024): each generated example is paired with the real example at its batch index,
+# D minimises E[softplus(D(G(z)) - D(x))] = E[-log sigmoid(D(x) - D(G(z)))], G the same
+# with the roles swapped. The whole D loss is reported as the real term (the pair cannot
+# be split); R3GAN adds R1 and R2 (`regularizers`) to make it well-posed.
+LOSSES.register("rpgan", Loss(d_terms=_rpgan_d, g_loss=_rpgan_g, uses_targets=False,
+                              probabilistic=False, needs_real_in_g=True))
+
+
 def label_targets(key: Array, batch: int, *, smoothing: float = 0.0, noise: float = 0.0,
                   flip: float = 0.0) -> Tuple[Array, Array]:
   """Per-example targets for the real and fake discriminator terms.

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jaxgan import models, optim, regularizers, rng
+from jaxgan import models, optim, regularizers, rng, schedules
 from jaxgan.augment import adaptive
 from jaxgan.config import get_field
 
@@ -96,6 +96,7 @@ def hparams_of(config, entries=None) -> dict:
   out = {key: jnp.asarray(get_field(config, field), jnp.float32)
          for field, key in HPARAMS.items()}
   out.update({e.hparam: jnp.asarray(e.weight, jnp.float32) for e in entries})
+  out.update(schedules.start_values(config, schedules.resolve(config)))
   return out
 
 
@@ -111,7 +112,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
             tuple(image_shape), config.model.conditioning, tuple(entries),
             project_d=optim.projection(config.optim.d, config.penalty, config.clip_value),
             project_g=optim.projection(config.optim.g))
-  ema = jax.tree.map(jnp.copy, g_params) if config.ema_decay > 0 else None
+  with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
+  ema = jax.tree.map(jnp.copy, g_params) if with_ema else None
   state = TrainState(
       step=jnp.zeros((), jnp.int32), key=rng.root_key(config.seed),
       g=NetState(g_params, g_stats, tx_g.init(g_params)),

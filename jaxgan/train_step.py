@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan import augment, regularizers, rng
+from jaxgan import augment, regularizers, rng, schedules
 from jaxgan.augment import adaptive
 from jaxgan.losses import LOSSES, Loss, label_targets
 from jaxgan.models import convs
@@ -86,6 +86,15 @@ def _accuracy(logits, positive: bool, threshold: float):
   return jnp.mean((logits > threshold) if positive else (logits <= threshold))
 
 
+def _with_hyperparams(net: NetState, values) -> NetState:
+  """`net` with these injected optimizer hyperparameters (scheduled lr / b2) set."""
+  if not values:
+    return net
+  hyper = dict(net.opt_state.hyperparams)
+  hyper.update({k: jnp.asarray(v, hyper[k].dtype) for k, v in values.items()})
+  return net.replace(opt_state=net.opt_state._replace(hyperparams=hyper))
+
+
 def _apply(tx, project, net: NetState, grads, stats) -> NetState:
   """One optimizer update of a network, then its weight projection (if any)."""
   updates, opt_state = tx.update(grads, net.opt_state, net.params)
@@ -111,6 +120,9 @@ class TrainStep:
     self.gan, self.loss = gan, validate(config, gan)
     self.run_d = discriminator_path(gan, config.augment.policy, config.augment)
     self.ada = adaptive.schedule_of(config)
+    self.schedules = schedules.resolve(config)
+    self.halflife = schedules.uses_halflife(config, self.schedules)
+    self.batch = int(config.data.batch_size)
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1
@@ -233,9 +245,13 @@ class TrainStep:
                        f"on axis 0; got shape {images.shape}.")
     labels = batch.get("labels") if self.gan.num_classes > 0 else None
     key = rng.step_key(state.key, state.step)
-    hp = dict(state.hparams)
+    hp = schedules.at(self.schedules, state.hparams, state.step)
     if state.augment is not None:   # ADA: this step's p, the same for every D call
       hp["augment_p"] = state.augment["p"]
+    if self.schedules:
+      state = state.replace(
+          g=_with_hyperparams(state.g, schedules.optimizer_values(self.schedules, hp, "g")),
+          d=_with_hyperparams(state.d, schedules.optimizer_values(self.schedules, hp, "d")))
     (d, g_stats, reg), d_metrics = self._critic_updates(state, hp, images, labels, key)
     g, d_stats, reg, g_metrics = self.g_update(
         state.g.replace(stats=g_stats), d, reg, images[-1],
@@ -244,8 +260,9 @@ class TrainStep:
     d = d.replace(stats=d_stats)
     ema = state.ema
     if ema is not None:  # EMA of G's weights: ema <- decay ema + (1 - decay) params
-      ema = optax.incremental_update(g.params, ema, 1.0 - state.hparams["ema_decay"])
-    metrics = {**d_metrics, **g_metrics}
+      decay = schedules.ema_decay(hp, self.batch, self.halflife)
+      ema = optax.incremental_update(g.params, ema, 1.0 - decay)
+    metrics = {**d_metrics, **g_metrics, **schedules.metrics(self.schedules, hp)}
     metrics["d_acc"] = (metrics["d_real_acc"] + metrics["d_fake_acc"]) / 2
     metrics["params_finite"] = jnp.all(jnp.array(
         [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves((g.params, d.params))]))

@@ -84,7 +84,12 @@ def _architecture(c):
       raise UserError(str(e)) from None
 
 
-CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _evaluation, _data,
+def _schedules(c):
+  from jaxgan import schedules  # pylint: disable=g-import-not-at-top
+  schedules.resolve(c)
+
+
+CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
                                 _architecture]
 
 

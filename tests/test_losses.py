@@ -24,7 +24,7 @@ def d_total(name, real=REAL, fake=FAKE, t_real=ONES, t_fake=ZEROS):
 
 def test_registered_names():
   assert LOSSES.names() == sorted(["minimax", "non_saturating", "lsgan", "hinge", "wgan",
-                                   "ragan"])
+                                   "ragan", "rpgan"])
 
 
 def test_unknown_loss_lists_valid_names():
@@ -102,6 +102,22 @@ def test_ragan():
   want_g = -np.mean(np.log(sig(f - r.mean()))) - np.mean(np.log(1 - sig(r - f.mean())))
   assert d_total("ragan") == pytest.approx(want_d, rel=1e-6)
   assert float(LOSSES.get("ragan").g_loss(FAKE, REAL)) == pytest.approx(want_g, rel=1e-6)
+
+
+def test_rpgan_pairs_each_generated_example_with_one_real():
+  r, f = np.asarray(REAL, np.float64), np.asarray(FAKE, np.float64)
+  # D: -E[log sigmoid(D(x_i) - D(G(z_i)))]; G: -E[log sigmoid(D(G(z_i)) - D(x_i))]
+  want_d = -np.mean(np.log(sig(r - f)))
+  want_g = -np.mean(np.log(sig(f - r)))
+  assert d_total("rpgan") == pytest.approx(want_d, rel=1e-6)
+  assert float(LOSSES.get("rpgan").g_loss(FAKE, REAL)) == pytest.approx(want_g, rel=1e-6)
+  # pairing, not averaging: permuting the fakes changes the loss
+  assert d_total("rpgan", fake=FAKE[::-1]) != pytest.approx(want_d, rel=1e-3)
+  # G's gradient does not flow into the real logits
+  g_real = jax.grad(lambda real: LOSSES.get("rpgan").g_loss(FAKE, real))(REAL)
+  np.testing.assert_array_equal(g_real, np.zeros(3))
+  gf = jax.grad(lambda fake: LOSSES.get("rpgan").g_loss(fake, REAL))(FAKE)
+  np.testing.assert_allclose(gf, -(1 - sig(f - r)) / 3, rtol=1e-5)
 
 
 def test_label_targets():

@@ -129,14 +129,26 @@ class DiscriminatorCondition(nnx.Module):
   """
 
   def __init__(self, conditioning: str, num_classes: int, feature_dim: int, *,
-               spectral_norm: bool = False, rngs: nnx.Rngs):
+               spectral_norm: bool = False, spectral_embed: bool = False,
+               classifier_bias: bool = True, init: str | None = None, rngs: nnx.Rngs):
+    """`spectral_embed` also normalises the projection embedding (SNGAN's D); `init`
+    (config.model.init) initialises the embedding and the classifier; None keeps Flax's
+    defaults (the DCGAN/MLP models)."""
     self.conditioning, self.num_classes = conditioning, num_classes
     self.input_dim = num_classes if conditioning == "concat" else 0
-    self.embed = (nnx.Embed(num_classes, feature_dim, rngs=rngs)
-                  if conditioning == "projection" else None)
-    self.classifier = (maybe_spectral(nnx.Linear(feature_dim, num_classes, rngs=rngs),
-                                      spectral_norm, rngs)
-                       if conditioning == "acgan" else None)
+    embed = classifier = None
+    if conditioning == "projection":
+      e = embed_init(init) if init else {}
+      embed = maybe_spectral(nnx.Embed(num_classes, feature_dim, rngs=rngs, **e),
+                             spectral_embed, rngs)
+    elif conditioning == "acgan":
+      k = init_kwargs(init, feature_dim) if init else {}
+      if not classifier_bias:
+        k.pop("bias_init", None)
+      classifier = maybe_spectral(
+          nnx.Linear(feature_dim, num_classes, use_bias=classifier_bias, rngs=rngs, **k),
+          spectral_norm, rngs)
+    self.embed, self.classifier = embed, classifier
 
   def input(self, x, labels):
     """The discriminator input with the label appended (concat) or as is. An AC-GAN
@@ -156,7 +168,7 @@ class DiscriminatorCondition(nnx.Module):
     """(logits with the projection term, class logits or None) from features phi."""
     phi = phi.reshape((phi.shape[0], -1))
     if self.embed is not None:
-      logits = logits + jnp.sum(self.embed(labels) * phi, axis=-1)
+      logits = logits + jnp.sum(call_layer(self.embed, labels, train=train) * phi, axis=-1)
     cls = None if self.classifier is None else call_layer(self.classifier, phi, train=train)
     return logits, cls
 
@@ -167,7 +179,9 @@ class DiscriminatorCondition(nnx.Module):
 #   lecun:   Flax's default, N(0, 1/fan_in) truncated, zero bias.
 #   glorot:  Keras' default, glorot uniform, zero bias.
 #   dcgan:   N(0, 0.02), zero bias (Radford et al. 2016).
-INITS = ("pytorch", "lecun", "glorot", "dcgan")
+#   ortho:   orthogonal weights (Saxe et al. 2014), zero bias; embeddings too
+#            (PyTorch-StudioGAN's "ortho", used by its SNGAN and BigGAN).
+INITS = ("pytorch", "lecun", "glorot", "dcgan", "ortho")
 
 
 def _fan_in(shape):
@@ -193,7 +207,19 @@ def init_kwargs(init: str, fan_in: int, *, transpose_fan_in: int | None = None) 
     return {}
   if init == "glorot":
     return {"kernel_init": nnx.initializers.glorot_uniform()}
+  if init == "ortho":
+    return {"kernel_init": nnx.initializers.orthogonal()}
   return {"kernel_init": nnx.initializers.normal(0.02)}
+
+
+def embed_init(init: str) -> dict:
+  """embedding_init for nnx.Embed: orthogonal rows for 'ortho' (StudioGAN), N(0, 0.02) for
+  'dcgan', otherwise Flax's default."""
+  if init == "ortho":
+    return {"embedding_init": nnx.initializers.orthogonal()}
+  if init == "dcgan":
+    return {"embedding_init": nnx.initializers.normal(0.02)}
+  return {}
 
 
 class _ConvParams(nnx.Module):

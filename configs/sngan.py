@@ -1,0 +1,61 @@
+"""SNGAN (Miyato et al. 2018) with the ResNet of PyTorch-StudioGAN (`config.model.arch='resnet'`).
+
+  --config configs/sngan.py                 CIFAR-10 (TFDS cifar10), class-conditional:
+                                            conditional BatchNorm in G, projection D
+                                            (StudioGAN's CIFAR10/SNGAN.yaml)
+  --config configs/sngan.py:cifar10_uncond  the same, unconditional (the paper's CIFAR-10
+                                            row; the pinned `resnet32` benchmark model)
+  --config configs/sngan.py:fashion         Fashion-MNIST at 32x32 grayscale, unconditional,
+                                            narrower and shorter for a 2-core CPU
+  --config configs/sngan.py:fashion_cond    the same, class-conditional (projection)
+
+CIFAR-10 settings (StudioGAN's defaults with its SNGAN.yaml): z 128 ~ N(0, I); G 256 wide
+(g_conv_dim 64), D 128 wide (d_conv_dim 64); spectral norm on every layer of D; hinge loss;
+5 D updates (each with a fresh real batch and z) per G update; Adam 2e-4, betas
+(0.5, 0.999); batch 64; orthogonal initialisation; 100,000 G updates; no EMA.
+One difference: StudioGAN flips CIFAR-10 training images at random (PRE.apply_rflip); jaxgan
+has no data-level flip, so these configs train on the unflipped images (the D-input
+augmentation `--config.augment.policy=xflip` is the nearest option).
+
+The :fashion variants read Fashion-MNIST from ../shared/data/tensorflow_datasets (beside
+this repository); `--config.data.name= ` trains on the embedded 10,000 images instead.
+"""
+import os
+
+from configs import default
+
+SHARED_TFDS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                            "data", "tensorflow_datasets"))
+VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond")
+
+
+def get_config(variant: str = "cifar10"):
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown sngan.py variant {variant!r}; valid: {', '.join(VARIANTS)}.")
+  c = default.get_config()
+  c.model.arch = "resnet"
+  c.model.latent_dim = 128
+  c.model.init = "ortho"
+  c.model.g_act = c.model.d_act = "relu"
+  c.model.g_norm, c.model.d_norm = "batch", "none"
+  c.model.d_spectral_norm = True
+  c.model.conditioning = "none" if variant in ("cifar10_uncond", "fashion") else "projection"
+  c.loss = "hinge"
+  c.train.n_critic = 5
+  for net in ("g", "d"):
+    c.optim[net].lr, c.optim[net].b1, c.optim[net].b2 = 2e-4, 0.5, 0.999
+  c.data.image_size, c.data.batch_size = 32, 64
+  if variant.startswith("cifar10"):
+    c.data.name, c.data.channels = "cifar10", 3
+    c.model.resnet.g_base_features = c.model.resnet.d_base_features = 64
+    c.train.steps = 100_000
+    c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 100, 2_000, 2_000
+    c.eval.every = 5_000
+  else:
+    c.data.name, c.data.data_dir, c.data.channels = "fashion_mnist", SHARED_TFDS, 1
+    # A quarter of the CIFAR-10 widths (G 64, D 64 wide): ~16x fewer FLOPs per step.
+    c.model.resnet.g_base_features, c.model.resnet.d_base_features = 16, 32
+    c.train.steps = 3_000
+    c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 50, 500, 500
+    c.eval.every = 500
+  return c
