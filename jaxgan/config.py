@@ -209,7 +209,7 @@ FIELDS: Dict[str, Field] = {
                                "per step; StyleGAN2 uses 10)", rule=GE0),
     "schedules": Field((), "hyperparameters that change over training (jaxgan/schedules.py):"
                        " a list of {target, kind (linear|cosine), end, steps}; targets "
-                       "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, "
+                       "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, augment.p, "
                        "regularizers.NAME"),
     **_optim_fields("g"),
     **_optim_fields("d"),

@@ -10,8 +10,9 @@ stays at `end` afterwards:
            half-life 0 -> 5,000 kimg over the run)
 
 Targets: `optim.g.lr`, `optim.d.lr`, `optim.g.b2`, `optim.d.b2` (Adam), `ema_halflife_kimg`
-(the EMA generator's half-life in thousands of images), and `regularizers.NAME` (the
-weight of a regularizer of the list, e.g. `regularizers.r1`).
+(the EMA generator's half-life in thousands of images), `augment.p` (ADA's probability,
+with augment.ada_target=0: R3GAN raises it 0 -> 0.55 instead of adapting it), and
+`regularizers.NAME` (the weight of a regularizer of the list, e.g. `regularizers.r1`).
 
 A schedule is a pure function of the step and of the start value, which the train state
 keeps in `TrainState.hparams` ("sched/<target>", the regularizer's own "reg/NAME"): a
@@ -40,6 +41,7 @@ KINDS.register("cosine", lambda f: 0.5 * (1.0 - jnp.cos(math.pi * f)))
 OPTIM_TARGETS = {"optim.g.lr": ("g", "learning_rate"), "optim.d.lr": ("d", "learning_rate"),
                  "optim.g.b2": ("g", "b2"), "optim.d.b2": ("d", "b2")}
 EMA_TARGET = "ema_halflife_kimg"
+AUGMENT_TARGET = "augment.p"
 KEYS = ("target", "kind", "end", "steps")
 
 
@@ -98,6 +100,14 @@ def _check_target(s: Schedule, config, reg_names) -> None:
   elif s.target == EMA_TARGET:
     if s.end < 0:
       raise UserError(f"{where}: end={s.end} must be >= 0 (thousands of images).")
+  elif s.target == AUGMENT_TARGET:
+    from jaxgan import augment  # pylint: disable=g-import-not-at-top
+    if not augment.uses_p(config.augment.policy) or config.augment.ada_target > 0:
+      raise UserError(f"{where}: a schedule of p needs augment.policy='ada' with "
+                      "augment.ada_target=0 (p then follows the schedule instead of "
+                      "adapting to D's outputs).")
+    if not 0 <= s.end <= 1:
+      raise UserError(f"{where}: end={s.end} must be in [0, 1].")
   elif s.target.startswith("regularizers."):
     name = s.target.split(".", 1)[1]
     if name not in reg_names:
@@ -106,7 +116,7 @@ def _check_target(s: Schedule, config, reg_names) -> None:
     if s.end < 0:
       raise UserError(f"{where}: end={s.end} must be >= 0.")
   else:
-    valid = list(OPTIM_TARGETS) + [EMA_TARGET, "regularizers.NAME"]
+    valid = list(OPTIM_TARGETS) + [EMA_TARGET, AUGMENT_TARGET, "regularizers.NAME"]
     raise UserError(f"{where} is not schedulable; valid targets: {', '.join(valid)}.")
 
 
@@ -137,6 +147,8 @@ def start_values(config, schedules: List[Schedule]) -> Dict[str, Array]:
     if s.target in OPTIM_TARGETS:
       net, name = OPTIM_TARGETS[s.target]
       out[s.hparam] = jnp.float32(config.optim[net]["lr" if name == "learning_rate" else name])
+    elif s.target == AUGMENT_TARGET:
+      out[s.hparam] = jnp.float32(config.augment.p)
   if uses_halflife(config, schedules):
     out["sched/" + EMA_TARGET] = jnp.float32(config.get(EMA_TARGET, 0.0))
   return out
@@ -164,8 +176,8 @@ def metrics(schedules: List[Schedule], hp: Dict[str, Array]) -> Dict[str, Array]
     if s.target in OPTIM_TARGETS:
       net, name = OPTIM_TARGETS[s.target]
       out[("lr_" if name == "learning_rate" else "b2_") + net] = hp[s.hparam]
-    elif s.target == EMA_TARGET:
-      out[EMA_TARGET] = hp[s.hparam]
+    elif s.target in (EMA_TARGET, AUGMENT_TARGET):
+      out[s.target.replace(".", "_")] = hp[s.hparam]
     else:
       out[s.target.split(".", 1)[1] + "_weight"] = hp[s.hparam]
   return out

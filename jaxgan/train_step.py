@@ -247,7 +247,7 @@ class TrainStep:
     key = rng.step_key(state.key, state.step)
     hp = schedules.at(self.schedules, state.hparams, state.step)
     if state.augment is not None:   # ADA: this step's p, the same for every D call
-      hp["augment_p"] = state.augment["p"]
+      hp["augment_p"] = hp.get("sched/augment.p", state.augment["p"])
     if self.schedules:
       state = state.replace(
           g=_with_hyperparams(state.g, schedules.optimizer_values(self.schedules, hp, "g")),
@@ -268,7 +268,7 @@ class TrainStep:
         [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves((g.params, d.params))]))
     aug_state = state.augment
     if self.ada is not None:
-      metrics["augment_p"] = aug_state["p"]
+      metrics["augment_p"] = hp["augment_p"]   # the p of this step (adapted or scheduled)
       aug_state = adaptive.update(aug_state, metrics["d_real_sign"], state.step, self.ada)
       metrics["ada_rt"] = aug_state["rt"]
     new_state = state.replace(step=state.step + 1, g=g, d=d, ema=ema, reg=reg,

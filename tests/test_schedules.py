@@ -48,6 +48,21 @@ def test_the_step_uses_the_scheduled_values():
     assert total == pytest.approx(adv + w * r1, rel=1e-5, abs=1e-6)
 
 
+def test_a_schedule_of_adas_p_replaces_its_adaptation():
+  sched = ({"target": "augment.p", "kind": "linear", "end": 1.0, "steps": 2},)
+  c = tiny_config(**{"augment.policy": "ada", "augment.ada_target": 0.0, "augment.p": 0.0,
+                      "schedules": sched})
+  state, step, batch = _step(c)
+  ps = []
+  for _ in range(3):
+    state, m = step(state, batch)
+    ps.append(float(m["augment_p"]))
+  np.testing.assert_allclose(ps, [0.0, 0.5, 1.0], atol=1e-7)
+  adaptive = tiny_config(**{"augment.policy": "ada", "schedules": sched})
+  with pytest.raises(UserError, match="ada_target=0"):
+    validate.validate(adaptive)
+
+
 def test_ema_half_life():
   h0 = tiny_config(**{"ema_halflife_kimg": 0.0,
                       "schedules": ({"target": "ema_halflife_kimg", "end": 1.0, "steps": 10},)})
