@@ -19,12 +19,8 @@ at the final values; raise train.steps).
 Differences on purpose: ADA's transformations all have the same strength here (the authors
 weigh colour at 0.5); the reference runs three stages in bfloat16, these run in float32.
 """
-import os
-
 from configs import default
-
-SHARED_TFDS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                            "data", "tensorflow_datasets"))
+from configs.default import SHARED_TFDS
 VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond")
 
 

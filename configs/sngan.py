@@ -20,12 +20,8 @@ augmentation `--config.augment.policy=xflip` is the nearest option).
 The :fashion variants read Fashion-MNIST from ../shared/data/tensorflow_datasets (beside
 this repository); `--config.data.name= ` trains on the embedded 10,000 images instead.
 """
-import os
-
 from configs import default
-
-SHARED_TFDS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                            "data", "tensorflow_datasets"))
+from configs.default import SHARED_TFDS
 VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond")
 
 

@@ -21,12 +21,7 @@ CIFAR10_UNCOND = (20_732_160, 20_683_776)
 
 
 def counts(config, shape, classes):
-  def build():
-    g, d = models.build(config.model, shape, classes, 0)
-    return nnx.state(g, nnx.Param), nnx.state(d, nnx.Param)
-  g, d = jax.eval_shape(build)
-  n = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
-  return n(g), n(d)
+  return models.param_counts(config.model, shape, classes)
 
 
 @pytest.mark.parametrize("variant,classes,expected", [("cifar10", 10, CIFAR10_COND),

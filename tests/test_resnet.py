@@ -25,13 +25,7 @@ COND_128 = (32_239_491, 38_429_377)
 
 
 def counts(config, shape, classes):
-  """(G, D) parameter counts without allocating (jax.eval_shape)."""
-  def build():
-    g, d = models.build(config.model, shape, classes, 0)
-    return nnx.state(g, nnx.Param), nnx.state(d, nnx.Param)
-  g, d = jax.eval_shape(build)
-  n = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
-  return n(g), n(d)
+  return models.param_counts(config.model, shape, classes)
 
 
 @pytest.mark.parametrize("variant,size,expected", [

@@ -36,4 +36,18 @@ def build(model_cfg, image_shape, num_classes: int, seed: int):
   return arch.build(model_cfg, tuple(image_shape), num_classes, nnx.Rngs(params=seed))
 
 
+def param_counts(model_cfg, image_shape, num_classes: int) -> Tuple[int, int]:
+  """(G, D) parameter counts of `model_cfg`, without allocating them (jax.eval_shape): a
+  paper-size network can be checked on any machine."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  def shapes():
+    g, d = build(model_cfg, image_shape, num_classes, 0)
+    return nnx.state(g, nnx.Param), nnx.state(d, nnx.Param)
+  g, d = jax.eval_shape(shapes)
+  n = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
+  return n(g), n(d)
+
+
 import_all(__name__, __path__)
