@@ -37,6 +37,8 @@ flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
                     "kid_inception, pr_inception) or 'all' (Inception ones when "
                     "--config.eval.inception_weights is set).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
+flags.DEFINE_float("truncation", 0.0, "sample mode: > 0 draws each latent component from "
+                   "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); 0 = off.")
 flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
                   "function, one workdir each under --workdir, then write sweep.csv/.md.")
 flags.DEFINE_string("seeds", "", "train: repeat the config over these seeds, e.g. 0,1,2,3.")
@@ -226,6 +228,9 @@ def _main(argv):
   if EVAL_OVERRIDES and FLAGS.mode != "eval":
     raise UserError(f"--config.{EVAL_OVERRIDES[0][0]} without --config applies to --mode eval "
                     "only (it sets the evaluation of a stored run).")
+  if not FLAGS.truncation >= 0 or (FLAGS.truncation and FLAGS.mode != "sample"):
+    raise UserError(f"--truncation={FLAGS.truncation}: takes a threshold > 0 (e.g. 0.5) "
+                    "with --mode sample, or 0 for none.")
   if FLAGS.mode != "train":
     workdir_lib.require_run(workdir)   # reading modes never create a workdir
     if FLAGS.num_samples < 1:
@@ -265,7 +270,7 @@ def _main(argv):
   elif FLAGS.mode == "sample":
     _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
-                          FLAGS.labels)
+                          FLAGS.labels, truncation=FLAGS.truncation)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
   elif FLAGS.mode == "latent":

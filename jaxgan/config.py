@@ -204,6 +204,8 @@ FIELDS: Dict[str, Field] = {
                              "fractional translation), c (colour)", rule=_ada_ops),
     "ema_decay": Field(0.0, "> 0: sample and evaluate with an EMA of G's weights",
                        population=True, rule=UNIT),
+    "ema_start": Field(0, "the EMA generator copies G's weights until this step (BigGAN in "
+                       "StudioGAN: 1000)", rule=GE0),
     "ema_halflife_kimg": Field(0.0, "> 0: the EMA generator's half-life in thousands of "
                                "images instead of ema_decay (decay = 0.5^(batch / (1000 h)) "
                                "per step; StyleGAN2 uses 10)", rule=GE0),

@@ -34,16 +34,16 @@ def make_labels(num_classes: int, n: int, choice: str = "even") -> Optional[np.n
   return np.full((n,), c, np.int32)
 
 
-def grid_inputs(gan: GAN, n: int, key):
+def grid_inputs(gan: GAN, n: int, key, truncation: float = 0.0):
   """Latents (and labels) for a sample grid of about n images.
 
   Unconditional: n independent latents. Conditional: rows of `num_classes` images that
   share one z, the label running over the classes along the row, so only the conditioned
   attribute changes within a row (SEEDS.md section 5)."""
   if gan.num_classes <= 0:
-    return gan.sample_latents(key, n), None
+    return gan.sample_latents(key, n, truncation), None
   rows = max(1, n // gan.num_classes)
-  z = jnp.repeat(gan.sample_latents(key, rows), gan.num_classes, axis=0)
+  z = jnp.repeat(gan.sample_latents(key, rows, truncation), gan.num_classes, axis=0)
   labels = jnp.tile(jnp.arange(gan.num_classes, dtype=jnp.int32), rows)
   return z, labels
 
@@ -56,14 +56,16 @@ def generator_fn(gan: GAN):
   return gen
 
 
-def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size: int = 500):
-  """`num` generated images as uint8 [num, H, W, C] (EMA weights when enabled)."""
+def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size: int = 500,
+             truncation: float = 0.0):
+  """`num` generated images as uint8 [num, H, W, C] (EMA weights when enabled); latents
+  truncated to [-truncation, truncation] when it is > 0."""
   gen = generator_fn(gan)
   params, stats = sampling_params(state), state.g.stats
   out = []
   for start in range(0, num, batch_size):
     n = min(batch_size, num - start)
-    z = gan.sample_latents(jax.random.fold_in(key, start), batch_size)
+    z = gan.sample_latents(jax.random.fold_in(key, start), batch_size, truncation)
     lab = None
     if labels is not None:
       lab = jnp.asarray(np.resize(labels[start:start + n], batch_size))
@@ -72,13 +74,14 @@ def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size
 
 
 def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
-           labels_choice: str = "even", grid_size: int = 64) -> dict:
+           labels_choice: str = "even", grid_size: int = 64, truncation: float = 0.0) -> dict:
   """Writes DIR/samples.npz (images uint8 NxHxWxC, labels when conditional) and
-  DIR/samples.png (a grid of the first `grid_size`)."""
+  DIR/samples.png (a grid of the first `grid_size`); `truncation` > 0 samples with the
+  truncation trick (the npz records it)."""
   labels = make_labels(gan.num_classes, num, labels_choice)
   key = rng.stream(rng.root_key(seed), "export")
-  images = generate(gan, state, num, key, labels)
-  arrays = {"images": images}
+  images = generate(gan, state, num, key, labels, truncation=truncation)
+  arrays = {"images": images, "truncation": np.float32(truncation)}
   if labels is not None:
     arrays["labels"] = labels
   path = os.path.join(workdir, "samples.npz")
@@ -87,7 +90,7 @@ def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
   os.replace(tmp, path)
   png_path = os.path.join(workdir, "samples.png")
   if labels is not None and labels_choice in ("", "even", "all"):
-    z, grid_labels = grid_inputs(gan, grid_size, rng.stream(key, "grid"))
+    z, grid_labels = grid_inputs(gan, grid_size, rng.stream(key, "grid"), truncation)
     grid_images = to_uint8(generator_fn(gan)(sampling_params(state), state.g.stats, z,
                                              grid_labels))
     png = save_grid(grid_images, png_path, ncol=gan.num_classes)

@@ -68,8 +68,13 @@ class GAN:
     logits, class_logits = d(x, labels, train=train, rngs=key)
     return logits, class_logits, nnx.state(d, nnx.Not(nnx.Param))
 
-  def sample_latents(self, key, n: int):
-    return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
+  def sample_latents(self, key, n: int, truncation: float = 0.0):
+    """z ~ N(0, I); with `truncation` t > 0, the truncation trick of BigGAN (Brock et al.
+    2019, sec. 3.1): every component drawn from N(0, 1) restricted to [-t, t]."""
+    shape = (n, self.latent_dim)
+    if truncation > 0:
+      return jax.random.truncated_normal(key, -truncation, truncation, shape, jnp.float32)
+    return jax.random.normal(key, shape, jnp.float32)
 
   def sample_labels(self, key, n: int):
     if self.num_classes <= 0:

@@ -123,6 +123,7 @@ class TrainStep:
     self.schedules = schedules.resolve(config)
     self.halflife = schedules.uses_halflife(config, self.schedules)
     self.batch = int(config.data.batch_size)
+    self.ema_start = int(config.get("ema_start", 0))
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1
@@ -261,6 +262,8 @@ class TrainStep:
     ema = state.ema
     if ema is not None:  # EMA of G's weights: ema <- decay ema + (1 - decay) params
       decay = schedules.ema_decay(hp, self.batch, self.halflife)
+      if self.ema_start:   # before it, the EMA is a copy of G (BigGAN's g_ema_start)
+        decay = jnp.where(state.step < self.ema_start, 0.0, decay)
       ema = optax.incremental_update(g.params, ema, 1.0 - decay)
     metrics = {**d_metrics, **g_metrics, **schedules.metrics(self.schedules, hp)}
     metrics["d_acc"] = (metrics["d_real_acc"] + metrics["d_fake_acc"]) / 2

@@ -112,7 +112,17 @@ def test_impossible_settings_are_refused(override, match):
     validate.validate(c)
 
 
-@pytest.mark.parametrize("variant,name", [("fashion", "fashion_mnist"), ("cifar10", "cifar10")])
+def test_fashion_variants_are_valid_and_narrow():
+  for variant, classes in (("fashion", 0), ("fashion_cond", 10)):
+    c = r3gan_cfg.get_config(variant)
+    validate.validate(c)
+    assert c.data.name == "fashion_mnist" and c.model.r3gan.widths == (128, 64, 32, 16)
+    g, d = models.param_counts(c.model, (32, 32, 1), classes)
+    assert g < CIFAR10_COND[0] / 20 and d < CIFAR10_COND[1] / 20
+
+
+# One config file, one training test (CI time): the conditional CIFAR-10 default.
+@pytest.mark.parametrize("variant,name", [("cifar10", "cifar10")])
 def test_r3gan_configs_train_a_few_steps(tmp_path, variant, name):
   c = r3gan_cfg.get_config(variant)
   assert c.data.name == name and c.loss == "rpgan" and c.optim.d.b1 == 0.0

@@ -135,8 +135,16 @@ def test_impossible_settings_are_refused(override, match):
     validate.validate(c)
 
 
-@pytest.mark.parametrize("variant,shape,name", [("fashion", (28, 28, 1), "fashion_mnist"),
-                                                ("cifar10", (32, 32, 3), "cifar10")])
+def test_fashion_variants_are_valid_and_read_the_shared_tfds_data():
+  for variant in ("fashion", "fashion_cond"):
+    c = sngan.get_config(variant)
+    validate.validate(c)
+    assert (c.data.name, c.data.image_size, c.data.channels) == ("fashion_mnist", 32, 1)
+    assert c.data.data_dir.endswith("shared/data/tensorflow_datasets")
+
+
+# One config file, one training test (CI time): the conditional CIFAR-10 default.
+@pytest.mark.parametrize("variant,shape,name", [("cifar10", (32, 32, 3), "cifar10")])
 def test_sngan_configs_train_a_few_steps(tmp_path, variant, shape, name):
   c = sngan.get_config(variant)
   assert c.data.name == name and c.loss == "hinge" and c.train.n_critic == 5

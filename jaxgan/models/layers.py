@@ -75,6 +75,36 @@ def call_layer(layer: nnx.Module, x: jax.Array, *, train: bool) -> jax.Array:
   return layer(x)
 
 
+def maxpool2(x):
+  """2x2 max pooling with stride 2 (NHWC)."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+class SelfAttention(nnx.Module):
+  """Self-attention over the positions of a feature map (Zhang et al. 2019, SAGAN), as
+  BigGAN and PyTorch-StudioGAN use it: 1x1 convs (no bias) to C/8 queries and keys and C/2
+  values, keys and values max-pooled 2x2, softmax over the keys, a 1x1 conv back to C,
+  scaled by a learned sigma that starts at 0 (the block starts as the identity)."""
+
+  def __init__(self, c: int, *, spectral: bool, init: str, rngs: nnx.Rngs):
+    mk = lambda a, b: maybe_spectral(Conv2D(a, b, 1, use_bias=False, rngs=rngs,
+                                            **init_kwargs(init, a)), spectral, rngs)
+    self.theta, self.phi, self.g, self.o = mk(c, c // 8), mk(c, c // 8), mk(c, c // 2), mk(
+        c // 2, c)
+    self.sigma = nnx.Param(jnp.zeros((1,), jnp.float32))
+
+  def __call__(self, x, *, train: bool):
+    b, h, w, c = x.shape
+    f = lambda layer, v: call_layer(layer, v, train=train)
+    q = f(self.theta, x).reshape(b, h * w, c // 8)
+    k = maxpool2(f(self.phi, x)).reshape(b, h * w // 4, c // 8)
+    v = maxpool2(f(self.g, x)).reshape(b, h * w // 4, c // 2)
+    attn = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k), axis=-1)
+    o = jnp.einsum("bqk,bkc->bqc", attn, v).reshape(b, h, w, c // 2)
+    return x + self.sigma[...] * f(self.o, o)
+
+
 def one_hot(labels: jax.Array | None, num_classes: int) -> jax.Array | None:
   if labels is None or num_classes <= 0:
     return None

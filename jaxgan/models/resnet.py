@@ -173,7 +173,8 @@ class ResNetDiscriminator(nnx.Module):
   def __init__(self, image_shape: Sequence[int], *, base_features: int = 64,
                act: str = "relu", norm: str = "none", spectral_norm: bool = True,
                conditioning: str = "none", num_classes: int = 0, init: str = "ortho",
-               rngs: nnx.Rngs):
+               attention: int = 0, rngs: nnx.Rngs):
+    """`attention` > 0 inserts self-attention after that block (BigGAN: 1)."""
     size, _, c = image_shape
     widths = [base_features * m for m in D_WIDTHS[size]]
     self.act = L.activation(act)
@@ -182,6 +183,8 @@ class ResNetDiscriminator(nnx.Module):
       blocks.append(DBlock(a, b, down=down, first=i == 0, act=self.act,
                            norm=norm == "batch" and not spectral_norm, spectral=spectral_norm,
                            init=init, rngs=rngs))
+      if i + 1 == attention:
+        blocks.append(L.SelfAttention(b, spectral=spectral_norm, init=init, rngs=rngs))
     self.blocks = nnx.List(blocks)
     self.out = L.maybe_spectral(nnx.Linear(widths[-1], 1, rngs=rngs,
                                            **L.init_kwargs(init, widths[-1])),
@@ -212,24 +215,24 @@ def build(cfg, image_shape, num_classes, rngs):
   return g, d
 
 
-def check(cfg, image_shape):
+def check(cfg, image_shape, name: str = "resnet"):
   h, w, _ = image_shape
   if h != w or h not in G_WIDTHS:
     raise UserError(
-        f"The resnet architecture builds {', '.join(map(str, G_WIDTHS))} px square images; "
+        f"The {name} architecture builds {', '.join(map(str, G_WIDTHS))} px square images; "
         f"got {h}x{w}. Set config.data.image_size to one of them (28 px data is resized "
         "to 32 with config.data.image_size=32).")
   if cfg.conditioning == "concat":
-    raise UserError("config.model.conditioning='concat' is not defined for the resnet "
+    raise UserError(f"config.model.conditioning='concat' is not defined for the {name} "
                     "architecture; use 'projection' (Miyato & Koyama 2018) or 'acgan'.")
   if cfg.g_norm != "batch":
-    raise UserError(f"config.model.g_norm={cfg.g_norm!r}: the resnet generator uses "
+    raise UserError(f"config.model.g_norm={cfg.g_norm!r}: the {name} generator uses "
                     "BatchNorm (class-conditional when conditioned); set it to 'batch'.")
   if cfg.d_norm == "layer" or (cfg.d_norm == "batch" and cfg.d_spectral_norm):
-    raise UserError(f"config.model.d_norm={cfg.d_norm!r}: the resnet discriminator takes "
+    raise UserError(f"config.model.d_norm={cfg.d_norm!r}: the {name} discriminator takes "
                     "'none', or 'batch' without spectral norm (StudioGAN's D).")
   if cfg.d_dropout:
-    raise UserError("config.model.d_dropout: the resnet discriminator has no dropout; set "
+    raise UserError(f"config.model.d_dropout: the {name} discriminator has no dropout; set "
                     "it to 0.")
 
 
