@@ -150,7 +150,8 @@ class TrainStep:
     critic = lambda v: run_d(params, stats, v, d_labels, jax.random.fold_in(k_drop, 2), p)[0]
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st, critic=critic,
-        real=real, fake=fake, real_logits=rl, fake_logits=fl, z=z, generate=generate)
+        real=real, fake=fake, real_logits=rl, fake_logits=fl, z=z, generate=generate,
+        params=params)
     reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx)
     total = adv + reg_total
     m = {f"{self.p}_{loss.adv_name}_loss": adv,
@@ -200,7 +201,7 @@ class TrainStep:
                                        train=True)[0]
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st, generate=generate,
-        z=z, fake=fake, fake_logits=fl)
+        z=z, fake=fake, fake_logits=fl, params=params)
     reg_total, reg, reg_m = regularizers.apply(self.entries, "g", counter, hp, reg, ctx)
     m = {"g_loss": g_loss, "g_acc": _accuracy(fl, True, loss.threshold),
          **{f"g_{k}": v for k, v in reg_m.items()}}

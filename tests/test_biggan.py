@@ -131,3 +131,25 @@ def test_biggan_configs_train_a_few_steps(tmp_path, variant, name):
   assert int(state.step) == 2 and state.ema is not None
   for leaf in jax.tree.leaves((state.g.params, state.d.params)):
     assert np.all(np.isfinite(leaf))
+
+
+def test_orthogonal_regularization_against_its_closed_form():
+  from jaxgan.regularizers import orthogonal as O
+  rs = np.random.RandomState(0)
+  conv = rs.randn(3, 3, 4, 5).astype(np.float32)     # 5 filters of 36 weights
+  lin = rs.randn(6, 2).astype(np.float32)
+  params = {"conv": {"kernel": jnp.asarray(conv), "bias": jnp.ones(5)},
+            "lin": {"kernel": jnp.asarray(lin)}, "emb": {"embedding": jnp.ones((3, 4))}}
+  want = 0.0
+  for w in (conv.reshape(-1, 5).T, lin.T):   # one row per output unit
+    gram = w.astype(np.float64) @ w.T.astype(np.float64)
+    want += np.sum((gram * (1 - np.eye(len(gram)))) ** 2)
+  assert float(O.orthogonal_penalty(params)) == pytest.approx(want, rel=1e-5)
+  q, _ = np.linalg.qr(rs.randn(36, 5))       # orthonormal filters: no penalty
+  ortho = {"conv": {"kernel": jnp.asarray(q.reshape(3, 3, 4, 5), jnp.float32)}}
+  assert float(O.orthogonal_penalty(ortho)) == pytest.approx(0.0, abs=1e-8)
+  c = tiny_config(**{"regularizers": ({"name": "orthogonal", "side": "g", "weight": 1e-4},)})
+  state, step, batch = _step(c)
+  _, m = step(state, batch)
+  assert float(m["g_orthogonal"]) == pytest.approx(
+      float(O.orthogonal_penalty(state.g.params)), rel=1e-5)

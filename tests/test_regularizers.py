@@ -21,7 +21,8 @@ def test_list_and_penalty_shorthand_resolve_to_entries():
 
 
 @pytest.mark.parametrize("entry,match", [
-    ({"name": "r3"}, "unknown regularizer 'r3'; valid: bcr, dragan, gp, lecam, path_length, r1"),
+    ({"name": "r3"}, "unknown regularizer 'r3'; valid: bcr, dragan, gp, lecam, orthogonal, "
+                     "path_length, r1"),
     ({"name": "r1", "weight": -1.0}, "'weight' of 'r1' must be >= 0"),
     ({"weight": 1.0}, "needs a 'name'"),
     ({"name": "r1", "decay": 0.1}, "no option\\(s\\) decay; valid keys: name, weight, every, side"),

@@ -38,7 +38,8 @@ Array = jax.Array
 class Context(NamedTuple):
   """What a regularizer sees. D side: critic, real, fake, real_logits, fake_logits, and
   generate (G at its current weights, no gradient) with the z of `fake`. G side: generate,
-  z, fake, fake_logits. Both: key, options, state."""
+  z, fake, fake_logits. Both: key, options, state, and params (the network's own
+  parameters, for terms on the weights such as orthogonal regularization)."""
   key: Array
   options: Dict[str, Any]
   state: Any = None
@@ -49,6 +50,7 @@ class Context(NamedTuple):
   fake_logits: Optional[Array] = None
   generate: Optional[Callable[[Array], Array]] = None
   z: Optional[Array] = None
+  params: Any = None      # the parameters of the side's own network (being differentiated)
 
 
 class Regularizer(NamedTuple):
