@@ -22,6 +22,11 @@ def tiny_config(**overrides):
   c.train.progress = False
   c.checkpoint.async_save = False
   c.sample.grid_size = 4
+  return set_fields(c, overrides)
+
+
+def set_fields(c, overrides):
+  """Sets dotted config fields ({"model.r3gan.blocks": (1,)}) on `c` and returns it."""
   for k, v in overrides.items():
     node = c
     parts = k.split(".")

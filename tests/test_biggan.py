@@ -12,7 +12,7 @@ from configs import biggan as biggan_cfg
 from jaxgan import models, state as state_lib, train, validate
 from jaxgan.errors import UserError
 from jaxgan.models import layers as L
-from tests.conftest import tiny_config
+from tests.conftest import set_fields, tiny_config
 from tests.test_regularizers import _step
 
 # StudioGAN's big_resnet (commit 947b35e) with CIFAR10/BigGAN.yaml, built with torch:
@@ -97,14 +97,8 @@ def test_ema_copies_g_until_its_start():
     ({"data.image_size": 28}, "biggan architecture builds"),
 ])
 def test_impossible_settings_are_refused(override, match):
-  c = biggan_cfg.get_config("fashion")
-  for k, v in override.items():
-    node = c
-    for part in k.split(".")[:-1]:
-      node = node[part]
-    node[k.split(".")[-1]] = v
   with pytest.raises(UserError, match=match):
-    validate.validate(c)
+    validate.validate(set_fields(biggan_cfg.get_config("fashion"), override))
 
 
 def test_fashion_variants_are_valid_and_sized_for_the_cpu():

@@ -13,6 +13,7 @@ from configs import r3gan as r3gan_cfg
 from jaxgan import models, train, validate
 from jaxgan.errors import UserError
 from jaxgan.models import convs, r3gan
+from tests.conftest import set_fields
 
 # brownvc/R3GAN (commit 19a7ddf), train.py --preset=CIFAR10, built with torch:
 # sum(p.numel() for p in G.parameters()), c_dim 10 (--cond=1) and 0.
@@ -102,14 +103,8 @@ def test_shapes(size, conditioning):
     ({"model.d_spectral_norm": True}, "no normalisation"),
 ])
 def test_impossible_settings_are_refused(override, match):
-  c = r3gan_cfg.get_config("fashion")
-  for k, v in override.items():
-    node = c
-    for part in k.split(".")[:-1]:
-      node = node[part]
-    node[k.split(".")[-1]] = v
   with pytest.raises(UserError, match=match):
-    validate.validate(c)
+    validate.validate(set_fields(r3gan_cfg.get_config("fashion"), override))
 
 
 def test_fashion_variants_are_valid_and_narrow():

@@ -11,6 +11,7 @@ from configs import sngan
 from jaxgan import models, state as state_lib, train, validate
 from jaxgan.errors import UserError
 from jaxgan.models import resnet
+from tests.conftest import set_fields
 
 # StudioGAN's resnet.py for CIFAR-10 (z 128, g_conv_dim = d_conv_dim = 64, 10 classes).
 # Unconditional: ../shared/bench/MODELS.md (`resnet32`). Conditional (cBN + projection):
@@ -127,12 +128,8 @@ def test_orthogonal_initialisation():
     ({"model.d_norm": "batch"}, "without spectral norm"),
 ])
 def test_impossible_settings_are_refused(override, match):
-  c = sngan.get_config("fashion")
-  for k, v in override.items():
-    a, b = k.split(".")
-    c[a][b] = v
   with pytest.raises(UserError, match=match):
-    validate.validate(c)
+    validate.validate(set_fields(sngan.get_config("fashion"), override))
 
 
 def test_fashion_variants_are_valid_and_read_the_shared_tfds_data():
