@@ -35,6 +35,7 @@ class Loop:
   evals: Dict[int, List[dict]] = dataclasses.field(default_factory=dict)  # step -> per member
   last_saved: Optional[int] = None
   preempted: Optional[int] = None
+  eval_seconds: float = 0.0     # spent in Evaluate (train.max_seconds does not count it)
 
   def member_state(self, state, i: int):
     return jax.tree.map(lambda x: x[i], state) if self.run.population else state
@@ -191,7 +192,7 @@ class Evaluate(Action):
     if step in loop.evals:
       return
     loop.check_window()
-    results = []
+    t0, results = time.perf_counter(), []
     for i, member in enumerate(loop.run.members):
       result = self.evaluator.evaluate_generator(
           loop.run.gan, loop.member_state(state, i), member.config.eval.num_samples,
@@ -202,6 +203,7 @@ class Evaluate(Action):
       self.say(f"step {step}: {name}{self.evaluator.summary(result)}")
       results.append(result)
     loop.evals[step] = results
+    loop.eval_seconds += time.perf_counter() - t0
 
   def end(self, loop, step, state):
     if loop.preempted is None and step != loop.last_saved:

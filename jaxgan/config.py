@@ -217,6 +217,10 @@ FIELDS: Dict[str, Field] = {
     **_optim_fields("d"),
     # Training
     "train.steps": Field(10_000, "generator updates", resume=True, rule=GE1),
+    "train.max_seconds": Field(0.0, "> 0: also stop (saving and evaluating as at the end) "
+                               "after this many seconds of training in this invocation, "
+                               "evaluations excluded; for time-to-quality comparisons",
+                               resume=True, rule=GE0),
     "train.n_critic": Field(1, "discriminator updates per generator update", rule=GE1),
     "train.critic_loop": Field("unroll", "critic updates unrolled or in a lax.scan",
                                rule=OneOf(("unroll", "scan"))),
@@ -243,6 +247,10 @@ FIELDS: Dict[str, Field] = {
                           rule=OneOf(_names("jaxgan.metrics.METRICS"), several=True)),
     "eval.num_samples": Field(2000, "generated images per evaluation during training",
                               resume=True, rule=GE1),
+    "eval.image_size": Field(0, "> 0: the in-domain metrics compare at this size (reference "
+                             "loaded at it, samples resized to it), so runs trained at "
+                             "different sizes share one classifier; 0: the training size",
+                             resume=True, rule=GE0),
     "eval.best_metric": Field("fd", "the checkpoint with the lowest value is kept apart"),
     "eval.cache_dir": Field("~/.cache/jaxgan", "trained classifiers and real statistics",
                             resume=True),

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import signal
+import time
 from typing import List, Optional
 
 import jax
@@ -35,16 +36,30 @@ from jaxgan.writers import MetricWriter
 NonFiniteError = actions_lib.NonFiniteError
 
 
-def _stop_requested(pre, step: int, every: int) -> bool:
-  """Whether to stop after `step`. One process: as soon as a signal arrived. Several: all
+def _agreed(flag: bool, step: int, every: int) -> bool:
+  """Whether to stop after `step`. One process: as soon as `flag` is set. Several: all
   processes must stop at the same step, so they agree every `every` steps."""
   if jax.process_count() == 1:
-    return pre.signal is not None
+    return flag
   if step % every:
     return False
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  flags = multihost_utils.process_allgather(np.array(pre.signal is not None))
+  flags = multihost_utils.process_allgather(np.array(flag))
   return bool(np.any(flags))
+
+
+_clock = time.perf_counter   # a name the tests can replace
+
+
+class _Budget:
+  """`train.max_seconds` of training in this invocation (0: none); the time the actions
+  spend evaluating (loop.eval_seconds) does not count."""
+
+  def __init__(self, seconds: float):
+    self.seconds, self.t0 = float(seconds), _clock()
+
+  def spent(self, loop) -> bool:
+    return bool(self.seconds) and _clock() - self.t0 - loop.eval_seconds >= self.seconds
 
 
 class _Preemption:
@@ -346,7 +361,8 @@ def _loop(run: Run, loop, actions, state, start: int):
   if start >= run.total and jax.process_index() == 0:  # say so rather than exit silently
     print(f"The run is already at step {start}, at or past config.train.steps={run.total}: "
           "nothing to train. Raise --config.train.steps to continue it.", flush=True)
-  done = start
+  done, every = start, run.config.train.log_every
+  budget = _Budget(run.config.train.max_seconds)
   try:
     with _Preemption() as pre:
       for step in range(start, run.total):
@@ -355,9 +371,13 @@ def _loop(run: Run, loop, actions, state, start: int):
         done = step + 1
         for a in actions:
           a(loop, done, state)
-        if _stop_requested(pre, done, run.config.train.log_every):
+        if _agreed(pre.signal is not None, done, every):
           loop.preempted = pre.signal or signal.SIGTERM
           _say(f"Signal {loop.preempted}: saving a checkpoint at step {done} and exiting.")
+          break
+        if done < run.total and _agreed(budget.spent(loop), done, every):
+          _say(f"config.train.max_seconds={budget.seconds:g} reached at step {done}: "
+               "ending the run there (raise it, or set it to 0, to go on).")
           break
       for a in actions:
         a.end(loop, done, state)

@@ -156,3 +156,23 @@ def test_population_members_are_evaluated_and_keep_their_best_checkpoint(tmp_pat
     _, _, state = train.restore_for_sampling(str(wd), "best")
     assert int(state.step) == best
   assert fds[0] != fds[1]  # each member scored on its own samples
+
+
+def test_eval_image_size_scores_a_32px_run_with_the_28px_runs_classifier(tmp_path):
+  at28 = eval_config(tmp_path, **{"data.max_examples": 600})
+  at32 = eval_config(tmp_path, **{"data.max_examples": 600, "data.image_size": 32,
+                                  "eval.image_size": 28})
+  ev28 = E.Evaluator(at28, sources.load(at28.data), log=lambda m: None)
+  ev32 = E.Evaluator(at32, sources.load(at32.data), log=lambda m: None)
+  # the reference is loaded at 28 from the source: the same classifier and real statistics
+  assert ev32.extractor.name == ev28.extractor.name
+  np.testing.assert_array_equal(ev32.real.mean, ev28.real.mean)
+  fake32 = np.random.default_rng(0).integers(0, 256, (200, 32, 32, 1), dtype=np.uint8)
+  down = jax.image.resize(fake32.astype(np.float32), (200, 28, 28, 1), "linear",
+                          antialias=True)
+  fake28 = np.clip(np.round(np.asarray(down)), 0, 255).astype(np.uint8)
+  a, b = ev32(fake32, metrics="fd,classes"), ev28(fake28, metrics="fd,classes")
+  assert a["fd"] == pytest.approx(b["fd"], rel=1e-9) and a["fd"] > 0
+  assert a["classes_covered"] == b["classes_covered"]
+  # the generated images are resized, a 28-px image at the eval size passes unchanged
+  assert ev32(fake28, metrics="fd")["fd"] == pytest.approx(b["fd"], rel=1e-9)

@@ -197,3 +197,30 @@ def test_a_finished_run_given_fewer_steps_says_so(tmp_path, capsys):
                                                   "train.sample_every": 0}), str(tmp_path))
   assert int(state.step) == 2
   assert "already at step 2, at or past config.train.steps=1" in capsys.readouterr().out
+
+
+def test_max_seconds_ends_the_run_like_its_last_step_and_resume_goes_on(tmp_path, monkeypatch):
+  ticks = iter(range(10_000))
+  monkeypatch.setattr(train, "_clock", lambda: float(next(ticks)))  # one second per read
+  wd = str(tmp_path / "b")
+  stopped = train.train_and_evaluate(tiny_config(**{"train.max_seconds": 2.0}), wd)
+  assert int(stopped.step) == 2          # read at the start, then after steps 1 and 2
+  # ended as at the last step: a checkpoint and a grid at step 2 (both are due only at 3)
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == ["2"]
+  assert os.path.exists(os.path.join(wd, "samples", "step_0000002.png"))
+  resumed = train.train_and_evaluate(tiny_config(), wd)
+  full = train.train_and_evaluate(tiny_config(), str(tmp_path / "a"))
+  assert int(resumed.step) == 6 and params_equal(full.g.params, resumed.g.params)
+
+
+def test_max_seconds_does_not_count_evaluation_time(monkeypatch):
+  now = [100.0]
+  monkeypatch.setattr(train, "_clock", lambda: now[0])
+  budget, loop = train._Budget(10.0), type("L", (), {"eval_seconds": 0.0})()
+  now[0] = 109.0
+  assert not budget.spent(loop)
+  now[0], loop.eval_seconds = 115.0, 6.0       # 15 s, 6 of them evaluating: 9 s trained
+  assert not budget.spent(loop)
+  now[0] = 116.0
+  assert budget.spent(loop)
+  assert not train._Budget(0.0).spent(loop)   # 0: no budget

@@ -156,6 +156,44 @@ def load_heldout(data_cfg, test_split: str, log=print) -> Optional[ImageData]:
     return None
 
 
+def resized(extractor: Extractor, size: int) -> Extractor:
+  """`extractor` seeing every image at `size` x `size` first (bilinear with antialiasing,
+  jax.image.resize; images already at that size pass unchanged). Lets runs trained at
+  different resolutions (Fashion-MNIST at 28 and at 32) be scored by one classifier."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def to_size(images, as_uint8: bool):
+    if images.shape[1:3] == (size, size):
+      return images
+    x = jax.image.resize(jnp.asarray(images, jnp.float32),
+                         (len(images), size, size, images.shape[-1]), "linear", antialias=True)
+    x = np.asarray(x)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8) if as_uint8 else x
+
+  wrap = lambda fn, as_uint8=True: None if fn is None else (lambda im: fn(to_size(im, as_uint8)))
+  return dataclasses.replace(extractor, features=wrap(extractor.features),
+                             predict=wrap(extractor.predict),
+                             features_float=wrap(extractor.features_float, False))
+
+
+def at_eval_size(config, data: ImageData, heldout: Optional[ImageData], log=print):
+  """The reference (whole training split) and held-out data at `config.eval.image_size`,
+  loaded from the source at that size (not resampled twice); unchanged when it is 0 or the
+  training size."""
+  size = config.eval.image_size
+  if not size or size == data.image_shape[0]:
+    return data, heldout
+  import copy  # pylint: disable=g-import-not-at-top
+  from jaxgan.data import sources  # pylint: disable=g-import-not-at-top
+  cfg = copy.deepcopy(config.data)
+  cfg.image_size, cfg.subset = size, 0
+  log(f"Evaluating at {size}x{size} (config.eval.image_size): the reference data is loaded "
+      "at that size and generated images are resized to it.")
+  held = load_heldout(cfg, config.eval.test_split, log) if heldout is not None else None
+  return sources.load(cfg), held
+
+
 class Evaluator:
   """Everything needed to score a generator on one dataset, built once per run."""
 
@@ -174,18 +212,21 @@ class Evaluator:
                                                 log)
     self.extractor = self.real = None
     if any(metrics_lib.METRICS.get(n).needs != "inception" for n in self.names):
-      self.extractor = self._classifier(reference, log)
+      reference, held = at_eval_size(config, reference, self.heldout, log)
+      self.extractor = self._classifier(reference, held, log)
+      if ev.image_size:
+        self.extractor = resized(self.extractor, ev.image_size)
       self.real = real_stats(reference, self.extractor, ev.cache_dir, ev.max_real_features)
 
-  def _classifier(self, data: ImageData, log) -> Extractor:
+  def _classifier(self, data: ImageData, heldout: Optional[ImageData], log) -> Extractor:
     if data.labels is None or data.num_classes < 2:
       raise UserError(
           f"{data.name} has no labels, so the in-domain classifier cannot be trained; set "
           "config.eval.every=0, evaluate with the Inception metrics only "
           "(fid_inception,is,kid_inception,pr_inception) or with another extractor "
           "(jaxgan.eval.from_flax).")
-    if self.heldout is not None and self.heldout.labels is not None:
-      train, test = data, self.heldout
+    if heldout is not None and heldout.labels is not None:
+      train, test = data, heldout
     else:
       train, test = clf.split_for_classifier(data)
     return classifier_extractor(train, test, self.config.eval, log)
