@@ -209,6 +209,8 @@ FIELDS: Dict[str, Field] = {
     "ema_halflife_kimg": Field(0.0, "> 0: the EMA generator's half-life in thousands of "
                                "images instead of ema_decay (decay = 0.5^(batch / (1000 h)) "
                                "per step; StyleGAN2 uses 10)", rule=GE0),
+    "ema_rampup": Field(0.0, "> 0: the half-life is at most ema_rampup x the images seen "
+                        "so far (StyleGAN2-ADA's ramp-up: 0.05 for cifar)", rule=GE0),
     "schedules": Field((), "hyperparameters that change over training (jaxgan/schedules.py):"
                        " a list of {target, kind (linear|cosine), end, steps}; targets "
                        "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, augment.p, "

@@ -183,10 +183,15 @@ def metrics(schedules: List[Schedule], hp: Dict[str, Array]) -> Dict[str, Array]
   return out
 
 
-def ema_decay(hp: Dict[str, Array], batch: int, halflife: bool) -> Array:
+def ema_decay(hp: Dict[str, Array], batch: int, halflife: bool, step=0,
+              rampup: float = 0.0) -> Array:
   """The EMA decay of this step: from the half-life in kimg when one is set
-  (0.5 ** (batch / (1000 h)); h = 0 copies G's weights), else config.ema_decay."""
+  (0.5 ** (batch / (1000 h)); h = 0 copies G's weights), else config.ema_decay. With
+  `rampup` r > 0 the half-life in images is at most r x the images seen before this step
+  (StyleGAN2-ADA's ema_rampup; the first step copies G)."""
   if not halflife:
     return hp["ema_decay"]
-  h = hp["sched/" + EMA_TARGET]
-  return jnp.where(h > 0, 0.5 ** (batch / jnp.maximum(1000.0 * h, 1e-12)), 0.0)
+  nimg = 1000.0 * hp["sched/" + EMA_TARGET]
+  if rampup:
+    nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch * rampup)
+  return jnp.where(nimg > 0, 0.5 ** (batch / jnp.maximum(nimg, 1e-12)), 0.0)

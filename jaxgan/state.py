@@ -55,12 +55,24 @@ class GAN:
   regularizers: Tuple[regularizers.Entry, ...] = ()
   project_d: Optional[Callable] = None   # D's weight projection (WGAN clipping) or None
   project_g: Optional[Callable] = None
+  # G takes a key (noise inputs, style mixing) and truncates in W (StyleGAN2): its class
+  # sets `uses_key = True` and accepts G(z, labels, train=, rngs=key, truncation=psi)
+  style_based: bool = False
 
-  def generate(self, params, stats, z, labels=None, *, train: bool):
-    """G(z) as a pure function: returns (images, new_stats)."""
+  def generate(self, params, stats, z, labels=None, *, train: bool, key=None,
+               truncation: float = 1.0):
+    """G(z) as a pure function: returns (images, new_stats). `key` and `truncation` (psi
+    in W) reach style-based generators only; others draw no randomness in G."""
     g = nnx.merge(self.g_graph, params, stats, copy=True)
-    x = g(z, labels, train=train)
+    if self.style_based:
+      x = g(z, labels, train=train, rngs=key, truncation=truncation)
+    else:
+      x = g(z, labels, train=train)
     return x, nnx.state(g, nnx.Not(nnx.Param))
+
+  def apply_g(self, params, stats, fn):
+    """fn(G) with G at `params`/`stats` (its other methods: StyleGAN2's map, synthesize)."""
+    return fn(nnx.merge(self.g_graph, params, stats, copy=True))
 
   def discriminate(self, params, stats, x, labels=None, *, train: bool, key=None):
     """D(x) as a pure function: returns (logits[B], class logits or None, new_stats)."""
@@ -70,9 +82,10 @@ class GAN:
 
   def sample_latents(self, key, n: int, truncation: float = 0.0):
     """z ~ N(0, I); with `truncation` t > 0, the truncation trick of BigGAN (Brock et al.
-    2019, sec. 3.1): every component drawn from N(0, 1) restricted to [-t, t]."""
+    2019, sec. 3.1): every component drawn from N(0, 1) restricted to [-t, t]. (A
+    style-based G truncates in W instead: `generate(..., truncation=psi)`.)"""
     shape = (n, self.latent_dim)
-    if truncation > 0:
+    if truncation > 0 and not self.style_based:
       return jax.random.truncated_normal(key, -truncation, truncation, shape, jnp.float32)
     return jax.random.normal(key, shape, jnp.float32)
 
@@ -116,7 +129,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   gan = GAN(g_graph, d_graph, tx_g, tx_d, config.model.latent_dim, num_classes,
             tuple(image_shape), config.model.conditioning, tuple(entries),
             project_d=optim.projection(config.optim.d, config.penalty, config.clip_value),
-            project_g=optim.projection(config.optim.g))
+            project_g=optim.projection(config.optim.g),
+            style_based=bool(getattr(g, "uses_key", False)))
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None
   state = TrainState(

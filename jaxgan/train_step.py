@@ -124,6 +124,7 @@ class TrainStep:
     self.halflife = schedules.uses_halflife(config, self.schedules)
     self.batch = int(config.data.batch_size)
     self.ema_start = int(config.get("ema_start", 0))
+    self.rampup = float(config.get("ema_rampup", 0.0))
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1
@@ -173,10 +174,11 @@ class TrainStep:
     real = to_float(real_u8)
     d_labels = None if self.acgan else labels  # an AC-GAN discriminator does not see labels
     z = self.gan.sample_latents(rng.stream(key, "z"), real.shape[0])
-    fake, g_stats = self.gan.generate(g.params, g_stats, z, labels, train=True)
+    k_g = rng.stream(key, "g_noise")   # G's own randomness (StyleGAN2's noise, mixing)
+    fake, g_stats = self.gan.generate(g.params, g_stats, z, labels, train=True, key=k_g)
     fake = jax.lax.stop_gradient(fake)
     generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
-        g.params, g_stats, zz, labels, train=True)[0])
+        g.params, g_stats, zz, labels, train=True, key=jax.random.fold_in(k_g, 1))[0])
     loss_fn = functools.partial(self._d_loss, z=z, generate=generate)
     (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
@@ -187,7 +189,8 @@ class TrainStep:
               hp):
     gan, loss, k_drop = self.gan, self.loss, rng.stream(key, "dropout")
     d_labels = None if self.acgan else labels
-    fake, g_stats = gan.generate(params, g.stats, z, labels, train=True)
+    k_g = rng.stream(key, "g_noise")
+    fake, g_stats = gan.generate(params, g.stats, z, labels, train=True, key=k_g)
     p = hp.get("augment_p")
     fl, fc, d_stats = self.run_d(d.params, d.stats, fake, d_labels,
                                  jax.random.fold_in(k_drop, 0), p)
@@ -198,10 +201,11 @@ class TrainStep:
     g_loss = loss.g_loss(fl, rl)
     generate = lambda zz: gan.generate(params, g.stats, zz,
                                        None if labels is None else labels[:zz.shape[0]],
-                                       train=True)[0]
+                                       train=True, key=jax.random.fold_in(k_g, 1))[0]
+    apply_g = lambda fn: gan.apply_g(params, g.stats, fn)
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st, generate=generate,
-        z=z, fake=fake, fake_logits=fl, params=params)
+        z=z, fake=fake, fake_logits=fl, params=params, labels=labels, apply_g=apply_g)
     reg_total, reg, reg_m = regularizers.apply(self.entries, "g", counter, hp, reg, ctx)
     m = {"g_loss": g_loss, "g_acc": _accuracy(fl, True, loss.threshold),
          **{f"g_{k}": v for k, v in reg_m.items()}}
@@ -262,7 +266,7 @@ class TrainStep:
     d = d.replace(stats=d_stats)
     ema = state.ema
     if ema is not None:  # EMA of G's weights: ema <- decay ema + (1 - decay) params
-      decay = schedules.ema_decay(hp, self.batch, self.halflife)
+      decay = schedules.ema_decay(hp, self.batch, self.halflife, state.step, self.rampup)
       if self.ema_start:   # before it, the EMA is a copy of G (BigGAN's g_ema_start)
         decay = jnp.where(state.step < self.ema_start, 0.0, decay)
       ema = optax.incremental_update(g.params, ema, 1.0 - decay)

@@ -30,7 +30,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -38,40 +37,11 @@ from jaxgan.config import Field, Range
 from jaxgan.errors import UserError
 from jaxgan.models import Architecture, ARCHITECTURES
 from jaxgan.models import convs
+from jaxgan.models.fir import down_matrix, resample, up_matrix  # noqa: F401
 from jaxgan.models import layers as L
 
 SLOPE = 0.2
 ACT_GAIN = math.sqrt(2.0 / (1.0 + SLOPE ** 2))
-FIR = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0   # [1, 2, 1] * [1, 1], normalised
-
-
-def up_matrix(n: int) -> np.ndarray:
-  """(2n, n): x2 upsampling with the FIR filter (gain 2 per axis), zero padding."""
-  m = np.zeros((2 * n, n), np.float32)
-  for i in range(n):
-    m[2 * i, i], m[2 * i + 1, i] = 0.75, 0.75
-    if i > 0:
-      m[2 * i, i - 1] = 0.25
-    if i + 1 < n:
-      m[2 * i + 1, i + 1] = 0.25
-  return m
-
-
-def down_matrix(n: int) -> np.ndarray:
-  """(n / 2, n): /2 downsampling, y_i = sum_k FIR[k] x[2i - 1 + k], zero padding."""
-  m = np.zeros((n // 2, n), np.float32)
-  for i in range(n // 2):
-    for k, f in enumerate(FIR):
-      j = 2 * i - 1 + k
-      if 0 <= j < n:
-        m[i, j] = f
-  return m
-
-
-def resample(x, make):
-  """Applies the separable resampling matrix `make(n)` along H and W (NHWC)."""
-  mh, mw = jnp.asarray(make(x.shape[1])), jnp.asarray(make(x.shape[2]))
-  return jnp.einsum("ih,jw,bhwc->bijc", mh, mw, x)
 
 
 def msr(key, shape, fan_in: int, gain: float):

@@ -38,8 +38,10 @@ Array = jax.Array
 class Context(NamedTuple):
   """What a regularizer sees. D side: critic, real, fake, real_logits, fake_logits, and
   generate (G at its current weights, no gradient) with the z of `fake`. G side: generate,
-  z, fake, fake_logits. Both: key, options, state, and params (the network's own
-  parameters, for terms on the weights such as orthogonal regularization)."""
+  z, fake, fake_logits, labels, and apply_g(fn) = fn(G at its current weights), for terms
+  that need G's parts (the path-length penalty: StyleGAN2's map and synthesize). Both:
+  key, options, state, and params (the network's own parameters, for terms on the
+  weights such as orthogonal regularization)."""
   key: Array
   options: Dict[str, Any]
   state: Any = None
@@ -51,6 +53,8 @@ class Context(NamedTuple):
   generate: Optional[Callable[[Array], Array]] = None
   z: Optional[Array] = None
   params: Any = None      # the parameters of the side's own network (being differentiated)
+  labels: Optional[Array] = None
+  apply_g: Optional[Callable[[Callable], Any]] = None
 
 
 class Regularizer(NamedTuple):
