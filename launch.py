@@ -38,7 +38,8 @@ flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
                     "--config.eval.inception_weights is set).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
 flags.DEFINE_float("truncation", 0.0, "sample mode: > 0 draws each latent component from "
-                   "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); 0 = off.")
+                   "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); for stylegan2 "
+                   "it is psi, w = w_avg + psi (w - w_avg) (1 = none); 0 = off.")
 flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
                   "function, one workdir each under --workdir, then write sweep.csv/.md.")
 flags.DEFINE_string("seeds", "", "train: repeat the config over these seeds, e.g. 0,1,2,3.")
@@ -279,7 +280,12 @@ def _main(argv):
     label = None
     if FLAGS.labels not in ("", "even", "all"):
       label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
-    for path in latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label).values():
+    paths = latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label)
+    if gan.style_based:   # W: truncation strip, style-mixing grid, interpolation
+      from jaxgan import style_latent  # pylint: disable=g-import-not-at-top
+      paths.update(style_latent.explore(gan, state, workdir, seed=FLAGS.sample_seed,
+                                        label=label))
+    for path in paths.values():
       print(f"Wrote {path}")
   elif FLAGS.mode == "report":
     from jaxgan import report  # pylint: disable=g-import-not-at-top

@@ -48,19 +48,23 @@ def grid_inputs(gan: GAN, n: int, key, truncation: float = 0.0):
   return z, labels
 
 
-def generator_fn(gan: GAN):
-  """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats)."""
+def generator_fn(gan: GAN, truncation: float = 0.0):
+  """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats). For
+  a style-based G, `truncation` > 0 is psi of the truncation trick in W (the latents of
+  other G's are truncated where they are drawn, GAN.sample_latents)."""
+  psi = truncation if gan.style_based and truncation > 0 else 1.0
+
   @jax.jit
   def gen(params, stats, z, labels):
-    return gan.generate(params, stats, z, labels, train=False)[0]
+    return gan.generate(params, stats, z, labels, train=False, truncation=psi)[0]
   return gen
 
 
 def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size: int = 500,
              truncation: float = 0.0):
   """`num` generated images as uint8 [num, H, W, C] (EMA weights when enabled); latents
-  truncated to [-truncation, truncation] when it is > 0."""
-  gen = generator_fn(gan)
+  truncated to [-truncation, truncation] when it is > 0 (a style-based G: psi in W)."""
+  gen = generator_fn(gan, truncation)
   params, stats = sampling_params(state), state.g.stats
   out = []
   for start in range(0, num, batch_size):
@@ -91,8 +95,8 @@ def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
   png_path = os.path.join(workdir, "samples.png")
   if labels is not None and labels_choice in ("", "even", "all"):
     z, grid_labels = grid_inputs(gan, grid_size, rng.stream(key, "grid"), truncation)
-    grid_images = to_uint8(generator_fn(gan)(sampling_params(state), state.g.stats, z,
-                                             grid_labels))
+    grid_images = to_uint8(generator_fn(gan, truncation)(sampling_params(state),
+                                                         state.g.stats, z, grid_labels))
     png = save_grid(grid_images, png_path, ncol=gan.num_classes)
   else:
     png = save_grid(images[:min(grid_size, num)], png_path)

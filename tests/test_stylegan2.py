@@ -197,3 +197,56 @@ def test_a_size_it_cannot_build_is_refused_in_one_line():
   c.data.image_size = 28
   with pytest.raises(UserError, match="power-of-two size from 16 up"):
     validate.validate(c)
+
+
+def tiny_gan():
+  from jaxgan import state as state_lib
+  c = tiny_model()
+  gan, st = state_lib.create(c, (16, 16, 1), 0)
+  # a w_avg away from zero, as after training
+  stats = jax.tree.map(lambda x: x, st.g.stats)
+  stats["mapping"]["w_avg"] = stats["mapping"]["w_avg"].replace(jnp.full((8,), 0.3))
+  return gan, st.replace(g=st.g.replace(stats=stats))
+
+
+def test_truncation_strip_mixing_grid_and_w_interpolation():
+  from jaxgan import sampling, style_latent
+  gan, st = tiny_gan()
+  z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
+  strip = style_latent.truncation_strip(gan, st, z, steps=5).reshape(3, 5, 16, 16, 1)
+  np.testing.assert_array_equal(strip[0, 0], strip[1, 0])     # psi 0: every row is w_avg
+  assert not np.array_equal(strip[0, -1], strip[1, -1])
+  plain = sampling.to_uint8(sampling.generator_fn(gan)(st.g.params, st.g.stats, z, None))
+  np.testing.assert_array_equal(strip[:, -1], plain)          # psi 1: untruncated
+  half = sampling.to_uint8(sampling.generator_fn(gan, 0.5)(st.g.params, st.g.stats, z, None))
+  np.testing.assert_array_equal(strip[:, 2], half)             # --truncation 0.5 is psi
+  zc = jax.random.normal(jax.random.PRNGKey(1), (2, 8))
+  none = style_latent.mixing_grid(gan, st, z, zc, 0).reshape(4, 3, 16, 16, 1)
+  every = style_latent.mixing_grid(gan, st, z, zc, 10).reshape(4, 3, 16, 16, 1)
+  for r in range(1, 4):     # cutoff 0: the row's own image; all ws: the column's
+    np.testing.assert_array_equal(none[r, 1:], np.broadcast_to(none[r, :1], (2, 16, 16, 1)))
+    np.testing.assert_array_equal(every[r, 1:], every[0, 1:])
+  path = style_latent.interpolate_w(gan, st, z[0], z[1], 4)
+  np.testing.assert_array_equal(path[[0, -1]], plain[:2])
+
+
+def test_ppl_of_a_style_based_generator_walks_in_w():
+  from flax import nnx
+  from jaxgan import rng
+  from jaxgan.eval.evaluate import Extractor
+  from jaxgan.metrics import Inputs, ppl
+  gan, st = tiny_gan()
+  flat = lambda x: np.asarray(x, np.float64).reshape(len(x), -1)
+  ex = Extractor("pixels", flat, features_float=flat)
+  key = jax.random.PRNGKey(4)
+  got = ppl.path_length_samples(Inputs(np.zeros((6, 16, 16, 1), np.uint8), None, ex, None,
+                                       gan=gan, state=st, key=key), 6, batch=6)
+  # the same draws, walked by hand: w = G.map(z), images = G.synthesize(lerp in W)
+  k0, k1, kt, _ = jax.random.split(jax.random.fold_in(rng.stream(key, "ppl"), 0), 4)
+  g = nnx.merge(gan.g_graph, st.g.params, st.g.stats)
+  w0, w1 = g.map(gan.sample_latents(k0, 6)), g.map(gan.sample_latents(k1, 6))
+  t = jax.random.uniform(kt, (6,))
+  at = lambda u: flat(g.synthesize(w0 + u[:, None, None] * (w1 - w0)))
+  want = np.sum((at(t) - at(t + ppl.EPSILON)) ** 2, axis=1) / ppl.EPSILON ** 2
+  np.testing.assert_allclose(got, want, rtol=1e-2)   # float32 differences over eps^2
+  assert np.all(got > 0)

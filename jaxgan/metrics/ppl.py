@@ -7,6 +7,9 @@ sampling in Z); values outside the 1st-99th percentile are dropped before the me
 the StyleGAN2-ADA implementation. A metric of the generator itself: it samples its own
 latents through `inputs.gan`.
 
+For a style-based G (StyleGAN2) the path is in W, as the paper's PPL_W: w0, w1 the mapped
+z0, z1, linear interpolation between them (Karras et al. 2019, eq. 3), then synthesis.
+
 Difference from the paper, on purpose: the distance is the squared L2 distance in the
 run's evaluation extractor (fed float images, so an eps step is not lost to uint8
 rounding), not LPIPS-VGG16, which cannot be downloaded offline; values rank generators of
@@ -36,10 +39,23 @@ def path_length_samples(inp: Inputs, num: int, batch: int = 250) -> np.ndarray:
     t = jax.random.uniform(kt, (batch,))
     za, zb = pair_slerp(z0, z1, t), pair_slerp(z0, z1, t + EPSILON)
     labels = gan.sample_labels(kl, batch)
-    fa = inp.extractor.features_float(np.asarray(gen(params, st.g.stats, za, labels)))
-    fb = inp.extractor.features_float(np.asarray(gen(params, st.g.stats, zb, labels)))
+    if gan.style_based:
+      ia, ib = _in_w(gan, params, st.g.stats, z0, z1, t, labels)
+    else:
+      ia, ib = gen(params, st.g.stats, za, labels), gen(params, st.g.stats, zb, labels)
+    fa = inp.extractor.features_float(np.asarray(ia))
+    fb = inp.extractor.features_float(np.asarray(ib))
     out.append(np.sum(np.square(fa - fb), axis=1) / EPSILON ** 2)
   return np.concatenate(out)[:num]
+
+
+def _in_w(gan, params, stats, z0, z1, t, labels):
+  """Images at lerp(w0, w1, t) and at t + EPSILON (the mapping's ws, then synthesis)."""
+  from jaxgan import style_latent  # pylint: disable=g-import-not-at-top
+  map_ws, synthesize = style_latent.fns(gan)
+  w0, w1 = map_ws(params, stats, z0, labels, 1.0), map_ws(params, stats, z1, labels, 1.0)
+  at = lambda u: synthesize(params, stats, w0 + u[:, None, None] * (w1 - w0))
+  return at(t), at(t + EPSILON)
 
 
 def ppl(inp: Inputs):
