@@ -12,6 +12,7 @@ on a non-finite loss or parameter before that value can reach a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -156,24 +157,40 @@ class Run:
     procs = (jax.process_index(), jax.process_count())
     self.data = data_lib.load(config.data, *procs)
     self._build(procs)
+    self._build_io(procs)
 
   def _build(self, procs):
     built = [setup(m.config, self.data) for m in self.members]
     self.gan = built[0][0]
-    step_fn = ts.make_train_step(self.gan, self.config)  # validates loss/regularizers/model
+    step = ts.make_train_step(self.gan, self.config)  # validates loss/regularizers/model
     for m in self.members[1:]:
       ts.validate(m.config, self.gan)
     states = [s for _, s in built]
     repl = sharding.replicated(self.mesh)
     self.batch_axis = 2 if self.population else 1
-    if self.population:
-      step_fn = pop_lib.population_step(step_fn, len(states),
-                                        self.config.train.population_mode)
     self.initial = jax.device_put(pop_lib.stack(states) if self.population else states[0],
                                   repl)
-    self.step_fn = jax.jit(step_fn, in_shardings=(
-        repl, sharding.batch_sharding(self.mesh, self.batch_axis)),
-                           out_shardings=(repl, repl), donate_argnums=0)
+
+    def compiled(pattern):
+      fn = functools.partial(step, pattern=pattern)
+      if self.population:
+        fn = pop_lib.population_step(fn, len(states), self.config.train.population_mode)
+      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh,
+                                                                     self.batch_axis)),
+                     out_shardings=(repl, repl), donate_argnums=0)
+    # one compiled step per pattern of lazy regularizers (TrainStep.lazy_pattern)
+    self._patterns = step.__self__.lazy_pattern
+    self._compiled = {}
+    self._compile = compiled
+
+  def step_fn(self, state, batch, step: int):
+    """The compiled train step for host step `step` (its lazy regularizers fixed)."""
+    pattern = self._patterns(step)
+    if pattern not in self._compiled:
+      self._compiled[pattern] = self._compile(pattern)
+    return self._compiled[pattern](state, batch)
+
+  def _build_io(self, procs):
     self.batches = [data_lib.Batches(self.data, m.config.data.batch_size,
                                      m.config.train.n_critic, m.config.seed, *procs)
                     for m in self.members]
@@ -366,7 +383,7 @@ def _loop(run: Run, loop, actions, state, start: int):
   try:
     with _Preemption() as pre:
       for step in range(start, run.total):
-        state, metrics = run.step_fn(state, run.batch(step))
+        state, metrics = run.step_fn(state, run.batch(step), step)
         loop.window.append((step, metrics))
         done = step + 1
         for a in actions:

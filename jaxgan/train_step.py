@@ -133,8 +133,25 @@ class TrainStep:
     self.acgan_weight = float(config.model.acgan_weight)
     self.p = metric_prefix(self.loss)
 
+  def lazy_pattern(self, step: int):
+    """The lazy regularizers that run in host step `step`, as a hashable static argument
+    of __call__: (("d", i, name), ...) per critic update i and (("g", 0, name), ...);
+    None when nothing is lazy or the critic updates are a lax.scan (then lax.cond)."""
+    lazy = [e for e in self.entries if e.every > 1]
+    if not lazy or self.scan:
+      return None
+    return tuple(("d", i, e.name) for i in range(self.n_critic) for e in lazy
+                 if e.side == "d" and (step * self.n_critic + i) % e.every == 0) + tuple(
+                     ("g", 0, e.name) for e in lazy if e.side == "g" and step % e.every == 0)
+
+  @staticmethod
+  def _active(pattern, side: str, i: int = 0):
+    if pattern is None:
+      return None
+    return {name for s, j, name in pattern if s == side and j == i}
+
   def _d_loss(self, params, d: NetState, real, fake, d_labels, labels, reg, counter, key, hp,
-              z=None, generate=None):
+              z=None, generate=None, active=None):
     """D's total loss and (stats, regularizer states, metrics) for one critic update.
     `z` and `generate` (G at its current, fixed weights) serve latent-space terms (zCR)."""
     loss, run_d, k_drop = self.loss, self.run_d, rng.stream(key, "dropout")
@@ -153,7 +170,8 @@ class TrainStep:
         key=rng.stream(key, e.stream), options=e.options, state=st, critic=critic,
         real=real, fake=fake, real_logits=rl, fake_logits=fl, z=z, generate=generate,
         params=params)
-    reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx)
+    reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx,
+                                               active)
     total = adv + reg_total
     m = {f"{self.p}_{loss.adv_name}_loss": adv,
          "hist_d_real": rl, "hist_d_fake": fl,  # D outputs, for histograms
@@ -170,7 +188,8 @@ class TrainStep:
     m[f"{self.p}_loss"] = total
     return total, (stats, reg, m)
 
-  def d_update(self, d: NetState, g: NetState, g_stats, reg, real_u8, labels, counter, key, hp):
+  def d_update(self, d: NetState, g: NetState, g_stats, reg, real_u8, labels, counter, key, hp,
+               active=None):
     real = to_float(real_u8)
     d_labels = None if self.acgan else labels  # an AC-GAN discriminator does not see labels
     z = self.gan.sample_latents(rng.stream(key, "z"), real.shape[0])
@@ -179,14 +198,14 @@ class TrainStep:
     fake = jax.lax.stop_gradient(fake)
     generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
         g.params, g_stats, zz, labels, train=True, key=jax.random.fold_in(k_g, 1))[0])
-    loss_fn = functools.partial(self._d_loss, z=z, generate=generate)
+    loss_fn = functools.partial(self._d_loss, z=z, generate=generate, active=active)
     (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
     m["d_grad_norm"] = optax.global_norm(grads)
     return _apply(self.gan.tx_d, self.gan.project_d, d, grads, stats), g_stats, reg, m
 
   def _g_loss(self, params, g: NetState, d: NetState, z, real_u8, labels, reg, counter, key,
-              hp):
+              hp, active=None):
     gan, loss, k_drop = self.gan, self.loss, rng.stream(key, "dropout")
     d_labels = None if self.acgan else labels
     k_g = rng.stream(key, "g_noise")
@@ -206,7 +225,8 @@ class TrainStep:
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st, generate=generate,
         z=z, fake=fake, fake_logits=fl, params=params, labels=labels, apply_g=apply_g)
-    reg_total, reg, reg_m = regularizers.apply(self.entries, "g", counter, hp, reg, ctx)
+    reg_total, reg, reg_m = regularizers.apply(self.entries, "g", counter, hp, reg, ctx,
+                                               active)
     m = {"g_loss": g_loss, "g_acc": _accuracy(fl, True, loss.threshold),
          **{f"g_{k}": v for k, v in reg_m.items()}}
     total = g_loss + reg_total
@@ -215,21 +235,23 @@ class TrainStep:
       total = total + self.acgan_weight * m["g_cls_loss"]
     return total, (g_stats, d_stats, reg, m)
 
-  def g_update(self, g: NetState, d: NetState, reg, real_u8, labels, counter, key, hp):
+  def g_update(self, g: NetState, d: NetState, reg, real_u8, labels, counter, key, hp,
+               active=None):
     z = self.gan.sample_latents(rng.stream(key, "z"), real_u8.shape[0])
     (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(self._g_loss, has_aux=True)(
-        g.params, g, d, z, real_u8, labels, reg, counter, key, hp)
+        g.params, g, d, z, real_u8, labels, reg, counter, key, hp, active)
     m["g_grad_norm"] = optax.global_norm(grads)
     return _apply(self.gan.tx_g, self.gan.project_g, g, grads, g_stats), d_stats, reg, m
 
-  def _critic_updates(self, state: TrainState, hp, images, labels, key):
+  def _critic_updates(self, state: TrainState, hp, images, labels, key, pattern=None):
     """The n_critic D updates of one step (unrolled, or in a lax.scan)."""
     g, n = state.g, self.n_critic
 
     def one(carry, i, x, y):
       d, g_stats, reg = carry
+      active = self._active(pattern, "d", i) if isinstance(i, int) else None
       d, g_stats, reg, m = self.d_update(d, g, g_stats, reg, x, y, state.step * n + i,
-                                         rng.stream(key, "critic", i), hp)
+                                         rng.stream(key, "critic", i), hp, active)
       return (d, g_stats, reg), m
 
     carry = (state.d, g.stats, state.reg or {})
@@ -244,7 +266,10 @@ class TrainStep:
     carry, ms = jax.lax.scan(lambda c, a: one(c, *a), carry, xs)
     return carry, {k: v[-1] if k.startswith("hist_") else jnp.mean(v) for k, v in ms.items()}
 
-  def __call__(self, state: TrainState, batch: Batch) -> Tuple[TrainState, Metrics]:
+  def __call__(self, state: TrainState, batch: Batch, pattern=None
+               ) -> Tuple[TrainState, Metrics]:
+    """One step; `pattern` (static, `lazy_pattern(step)`) fixes which lazy regularizers
+    run, else each is a lax.cond on the update counter (the same numbers either way)."""
     images = batch["images"]
     if images.shape[0] != self.n_critic:
       raise ValueError(f"batch['images'] must stack n_critic={self.n_critic} real batches "
@@ -258,11 +283,12 @@ class TrainStep:
       state = state.replace(
           g=_with_hyperparams(state.g, schedules.optimizer_values(self.schedules, hp, "g")),
           d=_with_hyperparams(state.d, schedules.optimizer_values(self.schedules, hp, "d")))
-    (d, g_stats, reg), d_metrics = self._critic_updates(state, hp, images, labels, key)
+    (d, g_stats, reg), d_metrics = self._critic_updates(state, hp, images, labels, key,
+                                                        pattern)
     g, d_stats, reg, g_metrics = self.g_update(
         state.g.replace(stats=g_stats), d, reg, images[-1],
         None if labels is None else labels[-1], state.step, rng.stream(key, "generator"),
-        hp)
+        hp, self._active(pattern, "g"))
     d = d.replace(stats=d_stats)
     ema = state.ema
     if ema is not None:  # EMA of G's weights: ema <- decay ema + (1 - decay) params

@@ -1,4 +1,6 @@
 """Regularizers as a list: resolution, lazy scaling, sides, state (path length)."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,3 +101,27 @@ def test_path_length_state_moves_by_its_decay_and_survives_resume(tmp_path):
 def _pl():
   return {"regularizers": ({"name": "path_length", "every": 2},),
           "train.checkpoint_every": 3, "train.sample_every": 0}
+
+
+def test_a_step_compiled_per_lazy_pattern_equals_the_lax_cond_step():
+  c = tiny_config(**{"train.n_critic": 2, "regularizers": (
+      {"name": "r1", "every": 3}, {"name": "path_length", "every": 2})})
+  state, cond_step, batch = _step(c)
+  gan = state_lib.create(c, (28, 28, 1), 0)[0]
+  step = ts.TrainStep(gan, c)
+  assert step.lazy_pattern(0) == (("d", 0, "r1"), ("g", 0, "path_length"))
+  assert step.lazy_pattern(1) == (("d", 1, "r1"),)    # D update 3 = step 1, i 1
+  assert step.lazy_pattern(2) == (("g", 0, "path_length"),)   # D updates 4, 5: none
+  assert step.lazy_pattern(3) == (("d", 0, "r1"),)
+  static = {p: jax.jit(functools.partial(step, pattern=p)) for p in map(step.lazy_pattern,
+                                                                       range(4))}
+  a = b = state
+  for i in range(4):
+    a, ma = cond_step(a, batch)
+    b, mb = static[step.lazy_pattern(i)](b, batch)
+    for k in ("d_r1", "g_path_length", "d_loss", "g_loss"):
+      assert float(ma[k]) == pytest.approx(float(mb[k]), rel=1e-5, abs=1e-7), (i, k)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
+               a.g.params, b.g.params)
+  assert float(a.reg["path_length"]["mean"]) == pytest.approx(
+      float(b.reg["path_length"]["mean"]), rel=1e-5)

@@ -133,12 +133,15 @@ def init_states(entries: List[Entry]) -> Dict[str, Any]:
   return {e.name: e.reg.init_state() for e in entries if e.reg.init_state is not None}
 
 
-def apply(entries: List[Entry], side: str, counter, hparams, states, make_ctx
-          ) -> Tuple[Array, Dict[str, Any], Dict[str, Array]]:
+def apply(entries: List[Entry], side: str, counter, hparams, states, make_ctx,
+          active=None) -> Tuple[Array, Dict[str, Any], Dict[str, Array]]:
   """Sum of the weighted terms of one side, their new states and metrics.
 
   `counter` counts this side's updates (lazy terms run where counter % every == 0);
-  `make_ctx(entry, state)` builds an entry's Context."""
+  `make_ctx(entry, state)` builds an entry's Context. `active`, when given, is the set of
+  lazy terms that run in this update, known when the step is traced (the training loop
+  compiles one step per pattern: a lax.cond around a term differentiated twice made the
+  step slower on CPU than computing the term every time); else a lax.cond on `counter`."""
   total = jnp.zeros((), jnp.float32)
   new_states, metrics = dict(states), {}
   for e in entries:
@@ -152,6 +155,9 @@ def apply(entries: List[Entry], side: str, counter, hparams, states, make_ctx
 
     if e.every == 1:
       value, state = run(state)
+    elif active is not None:  # lazy, with this update's pattern fixed at trace time
+      value, state = run(state) if e.name in active else (jnp.zeros((), jnp.float32), state)
+      value = value * e.every
     else:  # lazy: only every k-th update computes the term; weight x k there
       active = counter % e.every == 0
       skip = lambda s: (jnp.zeros((), jnp.float32), s)
