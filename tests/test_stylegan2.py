@@ -198,6 +198,12 @@ def test_a_size_it_cannot_build_is_refused_in_one_line():
   c.data.image_size = 28
   with pytest.raises(UserError, match="power-of-two size from 16 up"):
     validate.validate(c)
+  c.data.image_size, c.model.conditioning = 32, "acgan"
+  with pytest.raises(UserError, match="conditioning='acgan'.*use 'projection' or 'none'"):
+    validate.validate(c)
+  c.model.conditioning, c.model.d_spectral_norm = "none", True
+  with pytest.raises(UserError, match="no normalisation, spectral norm or dropout"):
+    validate.validate(c)
 
 
 def tiny_gan():

@@ -123,6 +123,20 @@ def check_conditioning(conditioning: str, num_classes: int):
                      f"{num_classes}.")
 
 
+def check_plain(cfg, arch: str, why: str, how: str):
+  """Refuses, in one line, the shared model options an architecture without normalisation
+  layers ignores (`why` says what keeps it stable), and conditioning other than
+  'projection' or 'none' (`how` says how it conditions G and D)."""
+  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  if cfg.d_spectral_norm or cfg.d_dropout or cfg.g_norm != "none" or cfg.d_norm != "none":
+    raise UserError(f"config.model: the {arch} architecture has no normalisation, spectral "
+                    f"norm or dropout ({why}); keep g_norm and d_norm 'none', "
+                    "d_spectral_norm False and d_dropout 0.")
+  if cfg.conditioning not in ("none", "projection"):
+    raise UserError(f"config.model.conditioning={cfg.conditioning!r}: the {arch} "
+                    f"architecture conditions {how}; use 'projection' or 'none'.")
+
+
 def check_labels(labels, conditioning: str, who: str):
   if conditioning != "none" and labels is None:
     raise ValueError(f"The {who} is conditional ({conditioning}) but got no labels.")

@@ -212,14 +212,8 @@ def check(cfg, image_shape):
     if g < 1 or (wd * m.expansion) % g:
       raise UserError(f"config.model.r3gan: width {wd} x expansion {m.expansion} is not "
                       f"divisible by cardinality {g}.")
-  if cfg.d_spectral_norm or cfg.d_dropout or cfg.g_norm != "none" or cfg.d_norm != "none":
-    raise UserError("config.model: the r3gan architecture has no normalisation, spectral "
-                    "norm or dropout (its initialisation keeps it stable); keep g_norm and "
-                    "d_norm 'none', d_spectral_norm False and d_dropout 0.")
-  if cfg.conditioning not in ("none", "projection"):
-    raise UserError(f"config.model.conditioning={cfg.conditioning!r}: the r3gan "
-                    "architecture conditions G through z and D by projection; use "
-                    "'projection' or 'none'.")
+  L.check_plain(cfg, "r3gan", "its initialisation keeps it stable",
+                "G through z and D by projection")
 
 
 ARCHITECTURES.register("r3gan", Architecture(build, check=check, fields={

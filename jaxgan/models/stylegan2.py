@@ -231,14 +231,8 @@ def check(cfg, image_shape):
     raise UserError(f"config.data.image_size={h}: the stylegan2 architecture builds square "
                     "images of a power-of-two size from 16 up; set config.data.image_size "
                     "(e.g. 32 for 28x28 data).")
-  if cfg.d_spectral_norm or cfg.d_dropout or cfg.g_norm != "none" or cfg.d_norm != "none":
-    raise UserError("config.model: the stylegan2 architecture has no normalisation layers, "
-                    "spectral norm or dropout (demodulation replaces them); keep g_norm and "
-                    "d_norm 'none', d_spectral_norm False and d_dropout 0.")
-  if cfg.conditioning not in ("none", "projection"):
-    raise UserError(f"config.model.conditioning={cfg.conditioning!r}: stylegan2 conditions "
-                    "G through its mapping network and D by projection (StyleGAN2-ADA); use "
-                    "'projection' or 'none'.")
+  L.check_plain(cfg, "stylegan2", "demodulation replaces them",
+                "G through its mapping network and D by projection (StyleGAN2-ADA)")
 
 
 ARCHITECTURES.register("stylegan2", Architecture(build, check=check, fields={

@@ -136,7 +136,8 @@ class Conv(nnx.Module):
                down: bool = False, clamp: float | None = CLAMP, rngs: nnx.Rngs):
     self.weight = nnx.Param(jax.random.normal(rngs.params(), (k, k, din, dout)))
     self.bias = nnx.Param(jnp.zeros((dout,), jnp.float32)) if bias else None
-    self.wgain, self.k, self.act, self.down, self.clamp = 1 / math.sqrt(din * k * k), k, act, down, clamp
+    self.wgain = 1.0 / math.sqrt(din * k * k)
+    self.k, self.act, self.down, self.clamp = k, act, down, clamp
 
   def __call__(self, x, gain: float = 1.0):
     w = self.weight[...] * self.wgain
