@@ -16,7 +16,7 @@ are not reproduced. Sample with `--truncation` for the truncation trick.
 """
 from configs import default, sngan
 
-VARIANTS = sngan.VARIANTS
+VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond")
 
 
 def get_config(variant: str = "cifar10"):

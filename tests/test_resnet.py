@@ -140,6 +140,25 @@ def test_fashion_variants_are_valid_and_read_the_shared_tfds_data():
     assert c.data.data_dir.endswith("shared/data/tensorflow_datasets")
 
 
+def test_fashion_dcgan_is_the_wgan_gp_networks_with_the_sngan_recipe(tmp_path):
+  from configs import wgan_gp  # pylint: disable=g-import-not-at-top
+  c, base = sngan.get_config("fashion_dcgan"), wgan_gp.get_config()
+  validate.validate(c)
+  assert c.model.to_dict() == {**base.model.to_dict(), "d_spectral_norm": True}
+  assert (c.loss, c.penalty, c.train.n_critic, c.ema_decay) == ("hinge", "none", 1, 0.999)
+  assert (c.data.name, c.data.image_size) == ("fashion_mnist", 28)
+  assert [(s["target"], s["end"], s["steps"]) for s in c.schedules] == [
+      ("optim.g.lr", 1e-5, 30_000), ("optim.d.lr", 1e-5, 30_000)]
+  c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 4
+  c.data.batch_size, c.model.latent_dim = 8, 8
+  c.train.steps, c.train.log_every, c.train.checkpoint_every = 4, 2, 4
+  c.train.sample_every, c.eval.every, c.train.progress = 0, 0, False
+  with tfds.testing.mock_data(num_examples=32):
+    state = train.train_and_evaluate(c, str(tmp_path))
+  assert int(state.step) == 4 and state.ema is not None
+  assert not np.allclose(jax.tree.leaves(state.ema)[0], jax.tree.leaves(state.g.params)[0])
+
+
 # One config file, one training test (CI time): the conditional CIFAR-10 default.
 @pytest.mark.parametrize("variant,shape,name", [("cifar10", (32, 32, 3), "cifar10")])
 def test_sngan_configs_train_a_few_steps(tmp_path, variant, shape, name):
