@@ -46,6 +46,13 @@ flags.DEFINE_string("seeds", "", "train: repeat the config over these seeds, e.g
 flags.DEFINE_bool("population", False, "with --sweep/--seeds: train all trials together in "
                   "one vmapped program (trials may differ only in seed and scalar "
                   "hyperparameters).")
+flags.DEFINE_integer("trial_index", None, "with --sweep/--seeds: train only this trial (0-based), "
+                     "e.g. $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX.")
+flags.DEFINE_integer("num_shards", 1, "with --sweep/--seeds: split the trials round-robin "
+                     "into this many parts ...")
+flags.DEFINE_integer("shard_index", 0, "... and train part number shard_index (0-based).")
+flags.DEFINE_bool("collect", False, "with --sweep/--seeds: train nothing; write sweep.csv/.md "
+                  "from the trials that have metrics so far.")
 flags.DEFINE_string("coordinator_address", None, "Multi-process runs: host:port of process 0 "
                     "(jax.distributed). Leave unset on SLURM/TPU/MPI clusters and pass "
                     "--distributed to let JAX detect them.")
@@ -212,6 +219,51 @@ def _checkpoint_choice(text: str) -> str:
   raise UserError(f"--checkpoint={text!r}: takes 'latest', 'best' or a step number.")
 
 
+def _train_mode(workdir):
+  """--mode train: one run, a sweep, seeds, a population, or a part of a sweep."""
+  from jaxgan import train, validate  # pylint: disable=g-import-not-at-top
+  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  if FLAGS.config is None:
+    raise UserError("--config is required to train, e.g. --config configs/gan.py")
+  if FLAGS.sweep and FLAGS.seeds:
+    raise UserError("--sweep and --seeds together: --seeds trains the config under several "
+                    "seeds, --sweep trains the trials of its sweep(); give one (put seeds in "
+                    "sweep() to combine them).")
+  if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
+    raise UserError("--population needs --sweep or --seeds (the trials to train together).")
+  validate.validate(FLAGS.config)
+  trials = None
+  if FLAGS.sweep or FLAGS.seeds:
+    from jaxgan import sweep  # pylint: disable=g-import-not-at-top
+    trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
+              sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
+    sweep.check_trials(FLAGS.config, trials)
+    if FLAGS.population:
+      from jaxgan import population  # pylint: disable=g-import-not-at-top
+      population.check(trials)
+  if trials is not None:
+    parted = FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
+    if FLAGS.population:
+      if parted or FLAGS.collect:
+        raise UserError("--population trains every trial in one program: drop "
+                        "--trial_index/--num_shards/--shard_index/--collect, or drop "
+                        "--population to run a part of the sweep.")
+      train.train_and_evaluate(FLAGS.config, workdir, trials=trials,
+                               resume_step=FLAGS.resume_step)
+      sweep.summarize(workdir, trials)
+      return
+    part = sweep.select(trials, FLAGS.trial_index, FLAGS.num_shards, FLAGS.shard_index)
+    sweep.run(FLAGS.config, trials, workdir, collect=FLAGS.collect,
+              indices=[i for i, _ in part] if parted else None)
+    return
+  if (FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
+      or FLAGS.collect):
+    raise UserError("--trial_index/--num_shards/--shard_index/--collect choose trials of "
+                    "a sweep: add --sweep (or --seeds 0,1,2).")
+  state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)
+  print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
+
+
 def _main(argv):
   from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
@@ -221,7 +273,7 @@ def _main(argv):
   from jaxgan import runtime  # pylint: disable=g-import-not-at-top
   runtime.tune_host_allocator()  # before the first big host allocation
   init_distributed()
-  from jaxgan import restore, sampling, train, validate  # pylint: disable=g-import-not-at-top
+  from jaxgan import restore, sampling  # pylint: disable=g-import-not-at-top
   from jaxgan import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
@@ -238,36 +290,7 @@ def _main(argv):
       raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
     _checkpoint_choice(FLAGS.checkpoint)
   if FLAGS.mode == "train":
-    if FLAGS.config is None:
-      raise UserError("--config is required to train, e.g. --config configs/gan.py")
-    if FLAGS.sweep and FLAGS.seeds:
-      raise UserError("--sweep and --seeds together: --seeds trains the config under several "
-                      "seeds, --sweep trains the trials of its sweep(); give one (put seeds in "
-                      "sweep() to combine them).")
-    if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
-      raise UserError("--population needs --sweep or --seeds (the trials to train together).")
-    validate.validate(FLAGS.config)
-    trials = None
-    if FLAGS.sweep or FLAGS.seeds:
-      from jaxgan import sweep  # pylint: disable=g-import-not-at-top
-      trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
-                sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
-      sweep.check_trials(FLAGS.config, trials)
-      if FLAGS.population:
-        from jaxgan import population  # pylint: disable=g-import-not-at-top
-        population.check(trials)
-    if trials is not None:
-      if FLAGS.population:
-        train.train_and_evaluate(FLAGS.config, workdir, trials=trials,
-                                 resume_step=FLAGS.resume_step)
-      else:  # each trial locks its own directory; this lock keeps a second sweep out
-        workdir_lib.prepare(workdir)
-        with workdir_lib.lock_for_training(workdir):
-          sweep.run_sequential(FLAGS.config, trials, workdir)
-      sweep.summarize(workdir, trials)
-      return
-    state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)
-    print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
+    _train_mode(workdir)
   elif FLAGS.mode == "sample":
     _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,

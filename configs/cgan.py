@@ -14,6 +14,9 @@ and varies the label across columns.
 from configs import wgan_gp
 
 
+VARIANTS = ("concat", "projection", "acgan", "celeba_blond")
+
+
 def get_config(variant: str = "concat"):
   if variant == "celeba_blond":
     c = wgan_gp.get_config("celeba64")

@@ -17,6 +17,9 @@ in-domain classifier every 1,000 steps shows the effect; `d_real_heldout` beside
 from configs import dcgan
 
 
+VARIANTS = ("none", "diffaugment", "ada", "ada_full")
+
+
 def get_config(variant: str = "none"):
   c = dcgan.get_config()
   c.data.image_size, c.data.batch_size = 32, 64

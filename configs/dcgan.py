@@ -12,6 +12,9 @@ Adam 2e-4 with beta1 0.5, batch 128.
 from configs import default
 
 
+VARIANTS = ("default", "lego", "upsample")
+
+
 def get_config(variant: str = "default"):
   c = default.get_config()
   c.data.image_size, c.data.channels = 64, 1

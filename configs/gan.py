@@ -13,6 +13,9 @@ the saturating form of the theory).
 from configs import default
 
 
+VARIANTS = ("fashion", "mnist_a", "mnist_b")
+
+
 def get_config(variant: str = "fashion"):
   c = default.get_config()
   c.model.arch = "mlp"

@@ -7,6 +7,9 @@ Critic weights clipped to [-0.01, 0.01] after every critic update (`optim.d.clip
 from configs import wgan_gp
 
 
+VARIANTS = wgan_gp.VARIANTS
+
+
 def get_config(variant: str = "default"):
   c = wgan_gp.get_config(variant)
   c.loss, c.penalty = "wgan", "none"

@@ -14,6 +14,9 @@ per generator update; Adam 2e-4, betas (0.5, 0.999). `train.steps` counts genera
 from configs import default
 
 
+VARIANTS = ("default", "celeba64", "gray64")
+
+
 def get_config(variant: str = "default"):
   c = default.get_config()
   c.loss, c.penalty, c.penalty_weight = "wgan", "gp", 10.0

@@ -31,7 +31,8 @@ class Loop:
   """What the actions share: the run (see train.Run), the metric window, results."""
   run: Any
   start: int
-  window: List = dataclasses.field(default_factory=list)   # (step, device metrics)
+  window: List = dataclasses.field(default_factory=list)   # (step, host metrics), checked
+  pending: List = dataclasses.field(default_factory=list)  # (step, device metrics, k)
   evals: Dict[int, List[dict]] = dataclasses.field(default_factory=dict)  # step -> per member
   last_saved: Optional[int] = None
   preempted: Optional[int] = None
@@ -43,11 +44,20 @@ class Loop:
   def member_metrics(self, metrics, i: int):
     return {k: v[i] for k, v in metrics.items()} if self.run.population else metrics
 
+  def add(self, step: int, metrics, k: int = 0):
+    """The device metrics of step `step`, or (k > 0) of the k steps from `step` stacked on
+    a leading axis (one call of train.steps_per_call steps)."""
+    self.pending.append((step, metrics, k))
+
   def check_window(self):
-    """Pulls the window's metrics to the host; stops at the first non-finite value, before
-    it can reach a checkpoint or a log row."""
-    self.window = [(s, jax.device_get(m)) for s, m in self.window]
-    for step, m in self.window:
+    """Pulls the pending metrics to the host, one row per step, into the window; stops at
+    the first non-finite value, before it can reach a checkpoint or a log row."""
+    rows = []
+    for (step, _, k), m in zip(self.pending, jax.device_get([m for _, m, _ in self.pending])):
+      rows += [(step + i, {n: v[i] for n, v in m.items()}) for i in range(k)] if k else [(step, m)]
+    self.pending = []
+    self.window += rows
+    for step, m in rows:
       for i, member in enumerate(self.run.members):
         mm = self.member_metrics(m, i)
         bad = sorted(k for k, v in mm.items() if k != "params_finite"
@@ -96,9 +106,11 @@ class Progress(Action):
   def __init__(self, total: int, start: int):
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    self.last = start
 
   def __call__(self, loop, step, state):
-    self.bar.update(1)
+    self.bar.update(step - self.last)   # a call may run several steps
+    self.last = step
 
   def run(self, loop, step, state):
     self.bar.refresh()

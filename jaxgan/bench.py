@@ -320,6 +320,11 @@ def _parser() -> argparse.ArgumentParser:
                  "through oneDNN and through XLA")
   p.add_argument("--cpu-conv", default="auto", choices=("auto", "onednn", "xla"),
                  help="config.train.cpu_conv for the pinned models (default auto)")
+  p.add_argument("--steps_per_call", type=int, default=1, help="time K steps per compiled "
+                 "call against 1 (jaxgan/bench_calls.py)")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                 help="compute dtype of G and D, timed against float32")
+  p.add_argument("--call_loop", default="auto", choices=("auto", "unroll", "scan"))
   p.add_argument("--out", default="", help="append the JSON records to this file")
   return p
 
@@ -407,7 +412,13 @@ def main(argv=None):
   models = MODELS if args.all else ([args.model] if args.model else [])
   if not models:
     p.error("pass --model NAME, --all or --data")
-  if args.convs:
+  if args.steps_per_call > 1 or args.dtype != "float32":
+    from jaxgan.bench_calls import bench_calls  # pylint: disable=g-import-not-at-top
+    for m in models:
+      for rec in bench_calls(m, args.steps_per_call, args.dtype, args.call_loop,
+                             args.seconds, args.repeats, pinned_config, log):
+        emit(rec)
+  elif args.convs:
     for m in models:
       for rec in bench_convs(m, min(args.seconds, 1.0), log):
         emit(rec)

@@ -226,6 +226,19 @@ FIELDS: Dict[str, Field] = {
     "train.n_critic": Field(1, "discriminator updates per generator update", rule=GE1),
     "train.critic_loop": Field("unroll", "critic updates unrolled or in a lax.scan",
                                rule=OneOf(("unroll", "scan"))),
+    "train.steps_per_call": Field(1, "train steps per compiled call (jaxgan/multistep.py): "
+                                  "K > 1 transfers K steps' batches at once and runs them "
+                                  "in one program; the same training as 1 to float32 rounding; logging, "
+                                  "grid, eval and checkpoint intervals must be multiples of it",
+                                  resume=True, rule=GE1),
+    "train.call_loop": Field("auto", "steps_per_call > 1: unroll (the K steps written out; "
+                             "fast on CPU), scan (lax.scan, compiled once) or auto (unroll "
+                             "on CPU, scan elsewhere)", resume=True,
+                             rule=OneOf(("auto", "scan", "unroll"))),
+    "train.dtype": Field("float32", "compute dtype of G and D: float32, bfloat16 (mixed "
+                         "precision: float32 parameters, optimizer states, losses and "
+                         "penalty norms; jaxgan/precision.py) or float16",
+                         rule=OneOf(("float32", "bfloat16", "float16"))),
     "train.population_mode": Field("vmap", "--population: vmap (one batched step) | unroll "
                                    "(members one after another in one program)",
                                    rule=OneOf(("vmap", "unroll"))),

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jaxgan import models, optim, regularizers, rng, schedules
+from jaxgan import models, optim, precision, regularizers, rng, schedules
 from jaxgan.augment import adaptive
 from jaxgan.config import get_field
 
@@ -58,17 +58,20 @@ class GAN:
   # G takes a key (noise inputs, style mixing) and truncates in W (StyleGAN2): its class
   # sets `uses_key = True` and accepts G(z, labels, train=, rngs=key, truncation=psi)
   style_based: bool = False
+  # config.train.dtype: the dtype G and D compute in (mixed precision: jaxgan/precision.py)
+  compute_dtype: Any = jnp.float32
 
   def generate(self, params, stats, z, labels=None, *, train: bool, key=None,
                truncation: float = 1.0):
     """G(z) as a pure function: returns (images, new_stats). `key` and `truncation` (psi
     in W) reach style-based generators only; others draw no randomness in G."""
+    params, z = precision.cast((params, z), self.compute_dtype)
     g = nnx.merge(self.g_graph, params, stats, copy=True)
     if self.style_based:
       x = g(z, labels, train=train, rngs=key, truncation=truncation)
     else:
       x = g(z, labels, train=train)
-    return x, nnx.state(g, nnx.Not(nnx.Param))
+    return precision.to_float32(x), precision.like(nnx.state(g, nnx.Not(nnx.Param)), stats)
 
   def apply_g(self, params, stats, fn):
     """fn(G) with G at `params`/`stats` (its other methods: StyleGAN2's map, synthesize)."""
@@ -76,9 +79,11 @@ class GAN:
 
   def discriminate(self, params, stats, x, labels=None, *, train: bool, key=None):
     """D(x) as a pure function: returns (logits[B], class logits or None, new_stats)."""
+    params, x = precision.cast((params, x), self.compute_dtype)
     d = nnx.merge(self.d_graph, params, stats, copy=True)
     logits, class_logits = d(x, labels, train=train, rngs=key)
-    return logits, class_logits, nnx.state(d, nnx.Not(nnx.Param))
+    return (precision.to_float32(logits), precision.to_float32(class_logits),
+            precision.like(nnx.state(d, nnx.Not(nnx.Param)), stats))
 
   def sample_latents(self, key, n: int, truncation: float = 0.0):
     """z ~ N(0, I); with `truncation` t > 0, the truncation trick of BigGAN (Brock et al.
@@ -130,7 +135,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
             tuple(image_shape), config.model.conditioning, tuple(entries),
             project_d=optim.projection(config.optim.d, config.penalty, config.clip_value),
             project_g=optim.projection(config.optim.g),
-            style_based=bool(getattr(g, "uses_key", False)))
+            style_based=bool(getattr(g, "uses_key", False)),
+            compute_dtype=precision.dtype_of(config))
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None
   state = TrainState(

@@ -9,6 +9,12 @@ dicts, built with `product` (a grid) and `zip_` (paired lists):
 
 `launch.py --config FILE --sweep` runs them; `--seeds 0,1,2,3` repeats one config over
 seeds; `--population` trains them together in one compiled program (jaxgan.population).
+
+On a cluster, each machine runs a part of one sweep in the same (shared) workdir:
+`--trial_index I` runs trial I alone (a SLURM array task, a Kubernetes indexed job);
+`--num_shards N --shard_index I` runs trials I, I + N, I + 2N, ... (`select`). A part that
+ends writes the table once every trial is finished; `--collect` writes it from whatever
+has finished so far, training nothing.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import json
 import math
 import os
 import re
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,6 +74,28 @@ def load_trials(config_path: str) -> List[Trial]:
   if not trials:
     raise UserError(f"{path}: sweep() returned no trials.")
   return trials
+
+
+def select(trials: List[Trial], trial_index: Optional[int] = None, num_shards: int = 1,
+           shard_index: int = 0) -> List[Tuple[int, Trial]]:
+  """(index, trial) pairs this process trains: trial `trial_index` alone, or the shard
+  `shard_index` of `num_shards` taken round-robin (so a grid's seeds spread over shards and
+  every shard gets a similar mix of trials). The shards cover every trial exactly once."""
+  n = len(trials)
+  if trial_index is not None:
+    if num_shards != 1 or shard_index != 0:
+      raise UserError("--trial_index with --num_shards/--shard_index: give one way of "
+                      "choosing trials (--trial_index I is one trial; shards are slices).")
+    if not 0 <= trial_index < n:
+      raise UserError(f"--trial_index={trial_index}: this sweep has {n} trials; choose "
+                      f"0..{n - 1} (a SLURM array 0-{n - 1}).")
+    return [(trial_index, trials[trial_index])]
+  if num_shards < 1:
+    raise UserError(f"--num_shards={num_shards}: must be >= 1.")
+  if not 0 <= shard_index < num_shards:
+    raise UserError(f"--shard_index={shard_index}: choose 0..{num_shards - 1} for "
+                    f"--num_shards={num_shards}.")
+  return [(i, t) for i, t in enumerate(trials) if i % num_shards == shard_index]
 
 
 def check_trials(config, trials: List[Trial]) -> None:
@@ -122,12 +150,14 @@ def is_finished(workdir: str, steps: int) -> bool:
   return latest is not None and latest >= steps
 
 
-def run_sequential(config, trials: List[Trial], workdir: str, log=print) -> List[dict]:
-  """Trains every trial in workdir/<trial name>; finished trials are skipped and
-  unfinished ones resume from their last checkpoint."""
+def run_sequential(config, trials: List[Trial], workdir: str, log=print,
+                   indices: Optional[Sequence[int]] = None) -> List[dict]:
+  """Trains trials in workdir/<trial name> (those at `indices` of the sweep, default all);
+  finished trials are skipped and unfinished ones resume from their last checkpoint."""
   from jaxgan import train  # pylint: disable=g-import-not-at-top
   done = []
-  for i, t in enumerate(trials):
+  for i in range(len(trials)) if indices is None else indices:
+    t = trials[i]
     c = apply(config, t)
     wd = os.path.join(workdir, trial_name(t))
     if is_finished(wd, c.train.steps):
@@ -137,6 +167,44 @@ def run_sequential(config, trials: List[Trial], workdir: str, log=print) -> List
       train.train_and_evaluate(c, wd)
     done.append({"trial": trial_name(t), "workdir": wd, "overrides": t})
   return done
+
+
+def finished(config, trials: List[Trial], workdir: str) -> List[Trial]:
+  """The trials whose workdirs hold a checkpoint at their config's last step."""
+  return [t for t in trials
+          if is_finished(os.path.join(workdir, trial_name(t)), apply(config, t).train.steps)]
+
+
+def run(config, trials: List[Trial], workdir: str, *, indices: Optional[Sequence[int]] = None,
+        collect: bool = False, log=print) -> Optional[Dict[str, str]]:
+  """`--sweep`/`--seeds` without `--population`. The whole sweep (indices None) holds the
+  sweep directory's lock and ends with the table. A part (`select`) trains its trials,
+  each under its own trial directory's lock so parts run at once on many machines, and
+  writes the table only when every trial of the sweep is finished. `collect` trains
+  nothing and writes the table of the trials that have metrics so far."""
+  from jaxgan import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  workdir_lib.prepare(workdir)
+  if collect:
+    started = [t for t in trials
+               if os.path.exists(os.path.join(workdir, trial_name(t), "metrics.jsonl"))]
+    if not started:
+      raise UserError(f"--collect: none of the {len(trials)} trials has metrics in "
+                      f"{workdir!r} yet; train them first (--trial_index or --shard_index).")
+    done = finished(config, trials, workdir)
+    log(f"--collect: {len(done)} of {len(trials)} trials finished, {len(started)} with "
+        "metrics; the table covers those with metrics.")
+    return summarize(workdir, started, log)
+  if indices is None:
+    with workdir_lib.lock_for_training(workdir):
+      run_sequential(config, trials, workdir, log)
+    return summarize(workdir, trials, log)
+  run_sequential(config, trials, workdir, log, indices)
+  done = finished(config, trials, workdir)
+  if len(done) < len(trials):
+    log(f"{len(done)} of {len(trials)} trials of the sweep are finished; the last part to "
+        "end writes the table (or run the same command with --collect for it now).")
+    return None
+  return summarize(workdir, trials, log)
 
 
 def _last_rows(path: str):

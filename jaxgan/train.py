@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from jaxgan import actions as actions_lib
+from jaxgan import multistep
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import population as pop_lib
@@ -171,24 +172,43 @@ class Run:
     self.initial = jax.device_put(pop_lib.stack(states) if self.population else states[0],
                                   repl)
 
-    def compiled(pattern):
+    def program(pattern):
       fn = functools.partial(step, pattern=pattern)
       if self.population:
         fn = pop_lib.population_step(fn, len(states), self.config.train.population_mode)
-      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh,
-                                                                     self.batch_axis)),
+      return fn
+
+    def compiled(fn, batch_axis):
+      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh, batch_axis)),
                      out_shardings=(repl, repl), donate_argnums=0)
     # one compiled step per pattern of lazy regularizers (TrainStep.lazy_pattern)
     self._patterns = step.__self__.lazy_pattern
     self._compiled = {}
-    self._compile = compiled
+    self._program, self._jit = program, compiled
+    self.per_call = int(self.config.train.get("steps_per_call", 1))
+    self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 
   def step_fn(self, state, batch, step: int):
     """The compiled train step for host step `step` (its lazy regularizers fixed)."""
     pattern = self._patterns(step)
     if pattern not in self._compiled:
-      self._compiled[pattern] = self._compile(pattern)
+      self._compiled[pattern] = self._jit(self._program(pattern), self.batch_axis)
     return self._compiled[pattern](state, batch)
+
+  def call(self, state, step: int):
+    """The steps from `step` to the next multiple of train.steps_per_call (or the end) in
+    one compiled call (jaxgan/multistep.py): (state, metrics, k); with steps_per_call > 1
+    the metrics of the k steps are stacked on a leading axis."""
+    if self.per_call == 1:
+      return (*self.step_fn(state, self.batch(step), step), 1)
+    k = multistep.call_size(step, self.per_call, self.total)
+    patterns = ((None,) if self.scan_calls else
+                tuple(self._patterns(s) for s in range(step, step + k)))
+    key = ("call", k, patterns)
+    if key not in self._compiled:
+      fn = multistep.chain([self._program(p) for p in patterns], self.scan_calls)
+      self._compiled[key] = self._jit(fn, self.batch_axis + 1)
+    return (*self._compiled[key](state, self.batch(step, k)), k)
 
   def _build_io(self, procs):
     self.batches = [data_lib.Batches(self.data, m.config.data.batch_size,
@@ -277,11 +297,18 @@ class Run:
       _say(f"Moved checkpoint step {s} to {target} (resuming from step {resume_step}).")
     self.ckpt.manager.reload()
 
-  def batch(self, step: int):
-    host = [b.for_step(step) for b in self.batches]
-    if self.population:
-      host = [{k: np.stack([h[k] for h in host]) for k in host[0]}]
-    return sharding.put_batch(host[0], self.mesh, self.batch_axis)
+  def batch(self, step: int, k: int = 0):
+    """Step `step`'s batch on the mesh; with k > 0 the batches of steps step..step+k-1
+    stacked on a new leading axis (one transfer for a call of k steps)."""
+    def host(s):
+      parts = [b.for_step(s) for b in self.batches]
+      return ({n: np.stack([p[n] for p in parts]) for n in parts[0]} if self.population
+              else parts[0])
+    if not k:
+      return sharding.put_batch(host(step), self.mesh, self.batch_axis)
+    many = [host(s) for s in range(step, step + k)]
+    return sharding.put_batch({n: np.stack([h[n] for h in many]) for n in many[0]},
+                              self.mesh, self.batch_axis + 1)
 
   def save(self, step: int, state, results: Optional[List[dict]], final: bool = False):
     """The whole state; in a population also each member evaluated now (or at the end)."""
@@ -382,10 +409,10 @@ def _loop(run: Run, loop, actions, state, start: int):
   budget = _Budget(run.config.train.max_seconds)
   try:
     with _Preemption() as pre:
-      for step in range(start, run.total):
-        state, metrics = run.step_fn(state, run.batch(step), step)
-        loop.window.append((step, metrics))
-        done = step + 1
+      while done < run.total:
+        state, metrics, k = run.call(state, done)
+        loop.add(done, metrics, k if run.per_call > 1 else 0)
+        done += k
         for a in actions:
           a(loop, done, state)
         if _agreed(pre.signal is not None, done, every):

@@ -89,8 +89,13 @@ def _schedules(c):
   schedules.resolve(c)
 
 
+def _steps_per_call(c):
+  from jaxgan import multistep  # pylint: disable=g-import-not-at-top
+  multistep.check(c)
+
+
 CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
-                                _architecture]
+                                _architecture, _steps_per_call]
 
 
 def validate(config) -> None:

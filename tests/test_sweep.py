@@ -47,6 +47,41 @@ def test_sequential_sweep_skips_finished_trials(tmp_path):
   assert "| base | 2 |" in md and "±" in md and os.path.exists(out["png"])
 
 
+def test_shards_cover_every_trial_once_and_the_last_part_writes_the_table(tmp_path):
+  trials = sweep.seeds([0, 1, 2, 3])
+  parts = [sweep.select(trials, num_shards=3, shard_index=k) for k in range(3)]
+  assert [[i for i, _ in p] for p in parts] == [[0, 3], [1], [2]]
+  assert sweep.select(trials, trial_index=2) == [(2, {"seed": 2})]
+  c = tiny_config(**{"train.sample_every": 0})
+  for k, part in enumerate(parts):
+    said = []
+    out = sweep.run(c, trials, str(tmp_path), indices=[i for i, _ in part], log=said.append)
+    trained = sorted(n for n in os.listdir(tmp_path) if n.startswith("seed="))
+    assert trained == [f"seed={s}" for s in sorted(i for p in parts[:k + 1] for i, _ in p)]
+    if k < 2:   # not every trial finished: no table yet, and the message says so
+      assert out is None and "of 4 trials" in said[-1]
+      assert not os.path.exists(tmp_path / "sweep.csv")
+  rows = list(csv.DictReader(open(out["csv"])))
+  assert [r["trial"] for r in rows] == [f"seed={s}" for s in range(4)]
+  assert all(r["step"] == "6" for r in rows)
+  # Every trial ran once: a part run again finds its trials finished.
+  said = []
+  sweep.run(c, trials, str(tmp_path), indices=[0, 3], log=said.append)
+  assert sum("finished, skipped" in s for s in said) == 2
+
+
+def test_collect_tables_the_trials_with_metrics(tmp_path):
+  trials = sweep.seeds([0, 1, 2])
+  c = tiny_config(**{"train.sample_every": 0})
+  with pytest.raises(ValueError, match="none of the 3 trials"):
+    sweep.run(c, trials, str(tmp_path), collect=True)
+  sweep.run(c, trials, str(tmp_path), indices=[1])
+  said = []
+  out = sweep.run(c, trials, str(tmp_path), collect=True, log=said.append)
+  assert "1 of 3 trials finished" in said[0]
+  assert [r["trial"] for r in csv.DictReader(open(out["csv"]))] == ["seed=1"]
+
+
 def params_close(a, b, tol):
   chex.assert_trees_all_close(a, b, rtol=tol, atol=tol)
 

@@ -163,8 +163,9 @@ def test_tensorboard_holds_scalars_images_and_histograms(tmp_path):
   for tag in ("d_loss", "g_loss", "d_x", "d_g_z", "steps_per_s", "lr_g", "lr_d",
               "samples/fixed_noise", "d_output/real", "d_output/fake"):
     assert tag in tags, (tag, sorted(tags))
-  assert [s for s, _ in tags["g_loss"]] == [2, 4, 6]
-  assert [s for s, _ in tags["samples/fixed_noise"]] == [0, 3, 6]
+  assert tags["g_loss"] == [(2, "scalars"), (4, "scalars"), (6, "scalars")]
+  assert tags["samples/fixed_noise"] == [(0, "images"), (3, "images"), (6, "images")]
+  assert {k for _, k in tags["d_output/real"]} == {"histograms"}
 
 
 def test_a_run_written_before_the_config_and_state_layout_changed_resumes(tmp_path):

@@ -53,9 +53,11 @@ def get_cpu_conv() -> str:
 
 
 def _onednn(*arrays) -> bool:
-  """Whether this convolution goes to oneDNN (decided at trace time)."""
+  """Whether this convolution may go to oneDNN on CPU (decided at trace time). The
+  platform is chosen at lowering time (`_on_cpu`), not from the process's default backend,
+  so a step traced here lowers for GPU/TPU (`jax.export`) without the CPU custom call."""
   mode = _cpu_conv["mode"]
-  if mode == "xla" or jax.default_backend() != "cpu":
+  if mode == "xla":
     return False
   if any(a.dtype != jnp.float32 for a in arrays):
     return False
@@ -67,6 +69,12 @@ def _onednn(*arrays) -> bool:
       warnings.warn(f"oneDNN convolutions unavailable, using XLA's (slower on CPU): {why}")
     return False
   return True
+
+
+def _on_cpu(a, b, cpu, other):
+  """cpu(a, b) when the program is lowered for CPU, other(a, b) for any other platform;
+  only the platform's branch is lowered (lax.platform_dependent)."""
+  return lax.platform_dependent(a, b, cpu=cpu, default=other)
 
 
 def _onednn_call(kind: int, a, b, out_shape, stride, padding):
@@ -91,22 +99,26 @@ _MIN_ONEDNN_OUT_CHANNELS = 8
 
 
 def _forward(x, w, stride, padding):
+  xla = lambda x, w: _plain_conv(x, w, stride, padding)
   if w.shape[3] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(x, w):
     out = (x.shape[0], *_out_hw(x.shape[1:3], w.shape, stride, padding), w.shape[3])
-    return _onednn_call(0, x, w, out, stride, padding)
-  return _plain_conv(x, w, stride, padding)
+    return _on_cpu(x, w, lambda x, w: _onednn_call(0, x, w, out, stride, padding), xla)
+  return xla(x, w)
 
 
 def _backward_data(h, w, stride, padding, in_hw):
+  xla = lambda h, w: _plain_conv_transpose(h, w, stride, padding, in_hw)
   if w.shape[2] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(h, w):
-    return _onednn_call(1, h, w, (h.shape[0], *in_hw, w.shape[2]), stride, padding)
-  return _plain_conv_transpose(h, w, stride, padding, in_hw)
+    return _on_cpu(h, w, lambda h, w: _onednn_call(1, h, w, (h.shape[0], *in_hw, w.shape[2]),
+                                                   stride, padding), xla)
+  return xla(h, w)
 
 
 def _backward_weights(x, dy, w_shape, stride, padding):
+  xla = lambda x, dy: _weight_grad(x, dy, w_shape, stride, padding)
   if _onednn(x, dy):
-    return _onednn_call(2, x, dy, w_shape, stride, padding)
-  return _weight_grad(x, dy, w_shape, stride, padding)
+    return _on_cpu(x, dy, lambda x, dy: _onednn_call(2, x, dy, w_shape, stride, padding), xla)
+  return xla(x, dy)
 
 
 def _plain_conv(x, w, stride, padding):

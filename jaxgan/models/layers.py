@@ -58,9 +58,11 @@ class Norm(nnx.Module):
       self.layer = Identity()
 
   def __call__(self, x, *, train: bool):
+    # The output keeps x's dtype: under mixed precision the float32 running statistics
+    # would otherwise promote a bfloat16 activation back to float32.
     if self.kind == "batch":
-      return self.layer(x, use_running_average=not train)
-    return self.layer(x)
+      return self.layer(x, use_running_average=not train).astype(x.dtype)
+    return self.layer(x).astype(x.dtype)
 
 
 def maybe_spectral(layer: nnx.Module, enabled: bool, rngs: nnx.Rngs) -> nnx.Module:
@@ -304,7 +306,7 @@ class Conv2D(_ConvParams):
       pad = tuple(self._convs.same_padding(n, k, s) for n in x.shape[1:3])
     else:
       pad = ((0, 0), (0, 0))
-    return self._add_bias(self._convs.conv(x, self.kernel.value, (s, s), pad))
+    return self._add_bias(self._convs.conv(x, self.kernel.value.astype(x.dtype), (s, s), pad))
 
 
 class ConvTranspose2D(_ConvParams):
@@ -328,7 +330,7 @@ class ConvTranspose2D(_ConvParams):
       out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
       pad = ((0, 0), (0, 0))
     return self._add_bias(
-        self._convs.conv_transpose(h, self.kernel.value, (s, s), pad, out_hw))
+        self._convs.conv_transpose(h, self.kernel.value.astype(h.dtype), (s, s), pad, out_hw))
 
 
 def _fmix32(h):

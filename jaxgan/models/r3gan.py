@@ -67,16 +67,19 @@ class GroupedConv(nnx.Module):
   def __call__(self, x):
     p = (self.k - 1) // 2
     pad = ((p, p), (p, p))
-    if self.groups > 1 and jax.default_backend() != "cpu":
-      return lax.conv_general_dilated(x, self.kernel[...], (1, 1), pad,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      feature_group_count=self.groups)
+    dense = lambda x, w: convs.conv(x, block_diagonal(w, self.groups).astype(x.dtype), (1, 1),
+                                    pad)
+    if self.groups == 1:
+      return dense(x, self.kernel[...])
+    grouped = lambda x, w: lax.conv_general_dilated(
+        x, w.astype(x.dtype), (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=self.groups)
     # On CPU: one dense convolution (jaxgan/models/convs.py, oneDNN, fast backward of any
     # order) with the block-diagonal kernel. XLA:CPU runs the backward passes of grouped
     # convolutions tens of times slower than dense ones (a 64-wide D's gradient: 50 s
     # against 6 s), and R1/R2 differentiate twice; the block-diagonal form costs
-    # `groups` times the FLOPs instead.
-    return convs.conv(x, block_diagonal(self.kernel[...], self.groups), (1, 1), pad)
+    # `groups` times the FLOPs instead. Chosen per platform when the step is lowered.
+    return lax.platform_dependent(x, self.kernel[...], cpu=dense, default=grouped)
 
 
 def block_diagonal(kernel, groups: int):

@@ -86,7 +86,7 @@ class Mapping(nnx.Module):
 
 
 def conv(x, w, padding):
-  return lax.conv_general_dilated(x, w, (1, 1), padding,
+  return lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), padding,
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -94,7 +94,7 @@ def conv_up2(x, w):
   """3x3 convolution of the x2-upsampled image (conv2d_resample with up=2): a stride-2
   transposed convolution (the kernel as a true convolution), then the FIR filter (gain 4)
   over it padded by one. [B, H, W, I] -> [B, 2H, 2W, O]."""
-  y = lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)),
+  y = lax.conv_general_dilated(x, w[::-1, ::-1].astype(x.dtype), (1, 1), ((2, 2), (2, 2)),
                                lhs_dilation=(2, 2),
                                dimension_numbers=("NHWC", "HWIO", "NHWC"))  # 2H + 1
   return fir.apply(y, fir.valid_matrix(y.shape[1], 1, 2.0), fir.valid_matrix(y.shape[2], 1, 2.0))
@@ -105,7 +105,7 @@ def conv_down2(x, w):
   over the image padded by two, then a stride-2 valid convolution. [B, H, W, I] ->
   [B, H/2, W/2, O]."""
   y = fir.apply(x, fir.valid_matrix(x.shape[1], 2, 1.0), fir.valid_matrix(x.shape[2], 2, 1.0))
-  return lax.conv_general_dilated(y, w, (2, 2), "VALID",
+  return lax.conv_general_dilated(y, w.astype(y.dtype), (2, 2), "VALID",
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 

@@ -1,0 +1,96 @@
+"""Steps per call and compute dtype, timed side by side on any backend.
+
+    python -m jaxgan.bench --model mlp_gan --steps_per_call 10 [--dtype bfloat16]
+                           [--call_loop unroll|scan|auto]
+
+times the pinned model's real train step (jaxgan.bench.pinned_config) as the training
+loop runs it: one compiled call per step in float32 (the reference), then K steps per
+call (jaxgan/multistep.py) in the chosen dtype, alternating the two in every repeat so
+that both see the same machine. Batches are random images already on the device (one
+[K, n_critic, B, ...] array per call): what is timed is dispatch plus compute, the part
+that steps_per_call and bfloat16 change. Needs no ../shared harness (for GPU machines).
+Prints one JSON record per setting and the ratio on stderr.
+"""
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from jaxgan import multistep, sharding, state as state_lib, train_step
+
+
+def _program(model: str, per_call: int, dtype: str, loop: str, make_config):
+  """(call, state, batches): `call` runs per_call steps of `model` in `dtype`."""
+  c = make_config(model)
+  c.train.dtype, c.train.steps_per_call, c.train.call_loop = dtype, per_call, loop
+  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  gan, state = state_lib.create(c, shape, 0)
+  step = train_step.make_train_step(gan, c)
+  one = functools.partial(step, pattern=None)
+  mesh = sharding.make_mesh(0)
+  repl = sharding.replicated(mesh)
+  if per_call == 1:
+    fn, axis = one, 1
+  else:
+    fn = multistep.chain([one] * per_call, multistep.resolved_loop(c) == "scan")
+    axis = 2
+  call = jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(mesh, axis)),
+                 out_shardings=(repl, repl), donate_argnums=0)
+  gen = np.random.default_rng(0)
+  lead = (per_call,) if per_call > 1 else ()
+  batches = [sharding.put_batch({"images": gen.integers(
+      0, 256, (*lead, c.train.n_critic, c.data.batch_size, *shape), dtype=np.uint8)}, mesh,
+      axis) for _ in range(2)]
+  return call, jax.device_put(state, repl), batches
+
+
+def _time_steps(box, steps: int) -> float:
+  """Seconds per train step over `steps` steps of the program in `box`."""
+  call, state, batches, per_call = box["call"], box["state"], box["batches"], box["k"]
+  calls = max(1, steps // per_call)
+  t0 = time.perf_counter()
+  metrics = None
+  for i in range(calls):
+    state, metrics = call(state, batches[i % 2])
+  jax.block_until_ready(metrics)
+  box["state"] = state
+  return (time.perf_counter() - t0) / (calls * per_call)
+
+
+def bench_calls(model: str, per_call: int, dtype: str, loop: str, seconds: float,
+                repeats: int, make_config, log=print) -> list:
+  """Records for (1 step/call, float32) and (per_call, dtype), timed alternately."""
+  settings = [(1, "float32"), (per_call, dtype)]
+  boxes = []
+  for k, dt in settings:
+    t0 = time.perf_counter()
+    call, state, batches = _program(model, k, dt, loop, make_config)
+    box = {"call": call, "state": state, "batches": batches, "k": k}
+    _time_steps(box, k)                       # compile and first call
+    box["first_call_s"] = time.perf_counter() - t0
+    per_step = _time_steps(box, max(k, 3 * k))
+    box["steps"] = max(k, int(seconds / max(per_step, 1e-6)) // k * k)
+    box["times"] = []
+    boxes.append(box)
+    log(f"{model}: steps_per_call={k} dtype={dt} compiled in {box['first_call_s']:.1f} s")
+  for _ in range(repeats):
+    for box in boxes:
+      box["times"].append(_time_steps(box, box["steps"]))
+  out = []
+  for (k, dt), box in zip(settings, boxes):
+    med = statistics.median(box["times"])
+    out.append({"model": model, "steps_per_call": k, "dtype": dt,
+                "call_loop": loop if k > 1 else "-", "s_per_step_median": med,
+                "s_per_step_min": min(box["times"]), "steps_per_s": 1.0 / med,
+                "first_call_s": box["first_call_s"], "repeats": repeats,
+                "platform": jax.devices()[0].platform,
+                "device": jax.devices()[0].device_kind})
+  ratio = out[0]["s_per_step_median"] / out[1]["s_per_step_median"]
+  out[1]["speedup_vs_1_float32"] = ratio
+  log(f"{model}: {per_call} steps/call in {dtype}: {out[1]['steps_per_s']:.1f} steps/s "
+      f"against {out[0]['steps_per_s']:.1f} at 1 step/call in float32 ({ratio:.2f}x)")
+  return out
