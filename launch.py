@@ -232,6 +232,7 @@ def _train_mode(workdir):
   if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
     raise UserError("--population needs --sweep or --seeds (the trials to train together).")
   validate.validate(FLAGS.config)
+  parted = FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
   trials = None
   if FLAGS.sweep or FLAGS.seeds:
     from jaxgan import sweep  # pylint: disable=g-import-not-at-top
@@ -242,7 +243,6 @@ def _train_mode(workdir):
       from jaxgan import population  # pylint: disable=g-import-not-at-top
       population.check(trials)
   if trials is not None:
-    parted = FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
     if FLAGS.population:
       if parted or FLAGS.collect:
         raise UserError("--population trains every trial in one program: drop "
@@ -256,8 +256,7 @@ def _train_mode(workdir):
     sweep.run(FLAGS.config, trials, workdir, collect=FLAGS.collect,
               indices=[i for i, _ in part] if parted else None)
     return
-  if (FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
-      or FLAGS.collect):
+  if parted or FLAGS.collect:
     raise UserError("--trial_index/--num_shards/--shard_index/--collect choose trials of "
                     "a sweep: add --sweep (or --seeds 0,1,2).")
   state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)

@@ -24,9 +24,9 @@ import numpy as np
 from absl import logging
 
 from jaxgan import actions as actions_lib
-from jaxgan import multistep
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
+from jaxgan import multistep
 from jaxgan import population as pop_lib
 from jaxgan import sharding, state as state_lib, train_step as ts, visualize
 from jaxgan import validate as validate_lib
