@@ -76,6 +76,23 @@ def test_bf16_step_matches_float32_to_bf16_accuracy(cfg):
     assert float(jnp.mean(jnp.sign(u16)[moved] == jnp.sign(u32)[moved])) >= 0.9, net
 
 
+def test_bf16_spectral_norm_writes_the_weight_in_its_own_dtype():
+  """flax would scatter W / sigma (float32: u is float32 state) into the bfloat16 weight,
+  which JAX deprecates (FutureWarning, an error in later releases); layers.SpectralNorm
+  writes it in bfloat16 and keeps u float32."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  c = small(sngan_cfg, "fashion", "bfloat16", **{"model.resnet.g_base_features": 8,
+                                                 "model.resnet.d_base_features": 8})
+  _, state, step, batch = make(c, shape=(c.data.image_size,) * 2 + (1,))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", FutureWarning)
+    new, metrics = step(state, batch)
+  assert np.isfinite(float(metrics["d_loss"]))
+  us = [x for p, x in jax.tree_util.tree_leaves_with_path(new.d.stats)
+        if "u" in jax.tree_util.keystr(p).split("'")]
+  assert us and all(u.dtype == jnp.float32 for u in us)
+
+
 def test_bf16_wgan_gp_trains_a_few_steps(tmp_path):
   c = wgan_gp("bfloat16")
   c.train.steps, c.train.log_every, c.train.checkpoint_every = 6, 2, 3

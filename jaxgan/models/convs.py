@@ -64,7 +64,7 @@ def _onednn(*arrays) -> bool:
   from jaxgan import native  # pylint: disable=g-import-not-at-top
   ok, why = native.available()  # set_cpu_conv("onednn") already required it
   if not ok:
-    if not _cpu_conv["warned"]:
+    if not _cpu_conv["warned"] and jax.default_backend() == "cpu":  # silent on GPU/TPU hosts
       _cpu_conv["warned"] = True
       warnings.warn(f"oneDNN convolutions unavailable, using XLA's (slower on CPU): {why}")
     return False

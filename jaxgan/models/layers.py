@@ -65,14 +65,34 @@ class Norm(nnx.Module):
     return self.layer(x).astype(x.dtype)
 
 
+class SpectralNorm(nnx.SpectralNorm):
+  """flax's spectral normalisation (Miyato et al. 2018: W / sigma(W), sigma from one power
+  iteration on a persistent u per call), writing W / sigma back in W's own dtype.
+
+  flax writes the normalised weight in the dtype promoted from (W, u, sigma). Under mixed
+  precision (train.dtype=bfloat16, jaxgan/precision.py) W arrives in bfloat16 while u and
+  sigma stay float32 state, so flax would scatter a float32 value into a bfloat16 weight,
+  which JAX warns it will refuse in a future release. The power iteration still runs in
+  float32 (u is float32); only the stored result takes W's dtype. Float32 runs are
+  unchanged."""
+
+  def _spectral_normalize_inplace(self, path, orig_param, update_stats):
+    own = self.dtype
+    self.dtype = own or orig_param.dtype
+    try:
+      super()._spectral_normalize_inplace(path, orig_param, update_stats)
+    finally:
+      self.dtype = own
+
+
 def maybe_spectral(layer: nnx.Module, enabled: bool, rngs: nnx.Rngs) -> nnx.Module:
   """Wraps a layer in spectral normalisation (Miyato et al. 2018) when enabled."""
-  return nnx.SpectralNorm(layer, rngs=rngs) if enabled else layer
+  return SpectralNorm(layer, rngs=rngs) if enabled else layer
 
 
 def call_layer(layer: nnx.Module, x: jax.Array, *, train: bool) -> jax.Array:
   """Calls a plain or spectrally-normalised layer; power iteration only in training."""
-  if isinstance(layer, nnx.SpectralNorm):
+  if isinstance(layer, nnx.SpectralNorm):  # SpectralNorm above, or a user's flax one
     return layer(x, update_stats=train)
   return layer(x)
 
