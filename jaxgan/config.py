@@ -95,6 +95,11 @@ def _sha_rule(v) -> Optional[str]:
   return "must be 'published', 'any' or a hex prefix of the file's sha256"
 
 
+def _max_host_memory(v) -> Optional[str]:
+  from jaxgan.data.choose import bytes_problem  # pylint: disable=g-import-not-at-top
+  return bytes_problem(v)
+
+
 def _names(registry_path: str, extra=()):
   """The names of a registry, read when validating (registries fill at import)."""
   def names():
@@ -136,7 +141,17 @@ FIELDS: Dict[str, Field] = {
     "data.data_dir": Field("", "TFDS data_dir ('' = TFDS default / $TFDS_DATA_DIR)",
                            resume=True),
     "data.download": Field(False, "let TFDS download and prepare the dataset", resume=True),
-    "data.folder": Field("", "a folder of PNG/JPEG images instead (sub-folders = classes)"),
+    "data.folder": Field("", "a folder of PNG/JPEG images instead (sub-folders = classes), "
+                         "or a directory written by `python -m jaxgan.data.prepare` (it holds "
+                         "a manifest.json)"),
+    "data.source": Field("auto", "memory (decode everything into host memory), stream (read "
+                         "each batch from disk: prepared directories, array_record TFDS) or "
+                         "auto (stream when the decoded images exceed data.max_host_memory)",
+                         rule=OneOf(("auto", "memory", "stream"))),
+    "data.max_host_memory": Field("8GB", "data.source=auto streams a dataset whose decoded "
+                                  "images (count x S x S x C bytes per process) exceed this: "
+                                  "'8GB', '512MB', '2GiB' or a byte count",
+                                  rule=_max_host_memory),
     "data.image_key": Field("image", "TFDS feature holding the image"),
     "data.label_key": Field("label", "TFDS feature holding the label ('' for none; "
                             "'attributes/Blond_Hair' style for celeb_a)"),

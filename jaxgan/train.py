@@ -156,7 +156,7 @@ class Run:
     self.mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.data.batch_size, self.mesh)
     procs = (jax.process_index(), jax.process_count())
-    self.data = data_lib.load(config.data, *procs)
+    self.data = data_lib.open_data(config.data, *procs, say=_say)   # in memory or streamed
     self._build(procs)
     self._build_io(procs)
 
@@ -211,8 +211,8 @@ class Run:
     return (*self._compiled[key](state, self.batch(step, k)), k)
 
   def _build_io(self, procs):
-    self.batches = [data_lib.Batches(self.data, m.config.data.batch_size,
-                                     m.config.train.n_critic, m.config.seed, *procs)
+    self.batches = [data_lib.make_batches(self.data, m.config.data.batch_size,
+                                          m.config.train.n_critic, m.config.seed, *procs)
                     for m in self.members]
     ckpt_dir = (os.path.join(self.workdir, "population", "checkpoints") if self.population
                 else os.path.join(self.workdir, "checkpoints"))
@@ -328,6 +328,9 @@ class Run:
                     metrics=score(r), force=True)
 
   def close(self):
+    for b in self.batches:
+      if hasattr(b, "close"):   # streamed batches stop their decoding processes
+        b.close()
     for m in self.members:
       m.writer.close()
       if m.ckpt is not None:
@@ -351,7 +354,7 @@ def train_and_evaluate(config, workdir: str, trials: Optional[List[dict]] = None
 
 def _train(config, workdir, trials, resume_step):
   run = Run(config, workdir, trials)
-  _say(f"Data {run.data.name}: {len(run.data.images)} images of {run.data.image_shape}, "
+  _say(f"Data {run.data.name}: {data_lib.count(run.data)} images of {run.data.image_shape}, "
        f"{run.data.num_classes} classes; {run.mesh.devices.size} device(s) "
        f"({jax.devices()[0].platform})" + (f"; population of {len(run.members)}"
                                            if run.population else ""))
@@ -395,6 +398,9 @@ def _evaluator(config, data):
     raise ValueError("Evaluation during multi-process training is not supported: set "
                      "config.eval.every=0 and run --mode eval on the checkpoints afterwards.")
   from jaxgan.eval.evaluate import Evaluator  # pylint: disable=g-import-not-at-top
+  if not isinstance(data, data_lib.ImageData):   # streamed: a decoded, evenly spread sample
+    data = data.reference(config.eval.max_real_features)
+    _say(f"Evaluation compares with {len(data.images)} images spread over the streamed data.")
   return Evaluator(config, data, log=_say)
 
 

@@ -67,6 +67,12 @@ def _data(c):
   if d.max_examples and d.max_examples < d.batch_size:
     raise UserError(f"config.data.max_examples={d.max_examples} is smaller than "
                     f"config.data.batch_size={d.batch_size}; raise it or lower the batch.")
+  if d.source == "stream" and (d.subset or not (d.name or d.folder)):
+    what = (f"config.data.subset={d.subset} keeps a subset in memory" if d.subset else
+            "the embedded Fashion-MNIST (no data.name or data.folder) is held in memory")
+    raise UserError(f"config.data.source='stream' cannot stream: {what}; set "
+                    "config.data.source='auto' or 'memory', or name a prepared directory "
+                    "(config.data.folder) or an array_record TFDS dataset (config.data.name).")
   if d.name and d.folder:
     raise UserError(f"config.data.name={d.name!r} and config.data.folder={d.folder!r} both "
                     "set; pick one (clear the other with '').")

@@ -1,11 +1,13 @@
-"""Image sources: the embedded dataset, any TFDS image dataset, a folder of images.
+"""Image sources: the embedded dataset, any TFDS image dataset, a folder of images, a
+prepared directory (jaxgan/data/records.py).
 
 Each source returns an `ImageData`: every image decoded, resized (bilinear) to
-`config.data.image_size`, converted to `config.data.channels`, stored as uint8 in host
-memory (scaling to [-1, 1] happens on the device, inside the train step), with integer
-labels when the data has them. Holding the decoded dataset in memory is what makes the
-batch order a pure function of (seed, epoch): any batch can be produced without
-replaying the ones before it (see `jaxgan.data.pipeline`).
+`config.data.image_size`, converted to `config.data.channels` (without TensorFlow:
+jaxgan/data/resize.py), stored as uint8 in host memory (scaling to [-1, 1] happens on
+the device, inside the train step), with integer labels when the data has them. Holding
+the decoded dataset in memory is what makes the batch order a pure function of (seed,
+epoch): any batch can be produced without replaying the ones before it (see
+`jaxgan.data.pipeline`); data larger than memory is streamed instead (jaxgan/data/stream.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import pathlib
 from typing import Optional, Sequence
 
 import numpy as np
+from jaxgan.data import records
+from jaxgan.data.resize import preprocess  # noqa: F401  (TF-free; re-exported)
 from jaxgan.errors import UserError, UserFileError, did_you_mean
 
 EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
@@ -56,28 +60,6 @@ def _tf():
   except (RuntimeError, ValueError):
     pass  # Already initialised; visibility can only be set before first use.
   return tf
-
-
-def preprocess(images, image_size: int, channels: int):
-  """uint8 [B,H,W,C] -> uint8 [B,S,S,channels]: bilinear resize, channel conversion."""
-  tf = _tf()
-  x = tf.convert_to_tensor(images)
-  c = x.shape[-1]
-  if c not in (1, 3, 4):
-    raise UserError(f"Images have {c} channels; expected 1 (grayscale), 3 (RGB) or 4 (RGBA).")
-  if c == 4:
-    x = x[..., :3]
-    c = 3
-  if channels == 1 and c == 3:
-    x = tf.image.rgb_to_grayscale(x)
-  elif channels == 3 and c == 1:
-    x = tf.image.grayscale_to_rgb(x)
-  elif channels not in (1, 3):
-    raise UserError(f"config.data.channels must be 1 or 3, got {channels}.")
-  if tuple(x.shape[1:3]) != (image_size, image_size):
-    x = tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size), method="bilinear")
-    x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-  return x.numpy()
 
 
 def _read_idx(path: pathlib.Path) -> np.ndarray:
@@ -258,13 +240,16 @@ def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
 
 
 def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
-  """The dataset named by `config.data`: folder if set, else TFDS name, else embedded.
+  """The dataset named by `config.data`, decoded into memory: folder (of images, or
+  prepared by jaxgan.data.prepare) if set, else TFDS name, else embedded.
 
   With several processes, each one reads only its own shard: a `tfds.even_splits` part
   of the TFDS split, or a contiguous part of the embedded data or folder."""
   size, ch, n = data_cfg.image_size, data_cfg.channels, data_cfg.max_examples
   sharded = False
-  if data_cfg.folder:
+  if data_cfg.folder and records.is_prepared(data_cfg.folder):  # python -m jaxgan.data.prepare
+    data = records.load_prepared(data_cfg.folder, size, ch, n)
+  elif data_cfg.folder:
     data = load_folder(data_cfg.folder, size, ch, n)
   elif data_cfg.name:
     split = data_cfg.split

@@ -1,0 +1,143 @@
+"""The prepared-dataset format: ArrayRecord files of PNG-encoded examples plus a manifest.
+
+A directory written by `python -m jaxgan.data.prepare` (after StyleGAN2-ADA's
+dataset_tool.py, which turns folders and zips into one indexed archive of same-sized PNGs
+with a dataset.json of labels) holds:
+
+- `data-XXXXX-of-YYYYY.array_record`: one record per example, in the sorted order of the
+  source paths. A record is a 4-byte little-endian int32 label (-1 when unlabelled)
+  followed by the PNG bytes of an image already resized to image_size x image_size with
+  `channels` channels. Written with group_size 1, so any record is read without
+  decompressing its neighbours (random access is what makes batch b a pure function of
+  (seed, b) without holding the data in memory).
+- `manifest.json`: {"format": "jaxgan-prepared", "version", "count", "image_size",
+  "channels", "num_classes", "class_names", "records", "record_counts", "sha256" (over the
+  record files, in order), "source"}.
+
+PNG is lossless, so the in-memory loader (`load_prepared`) and the streaming reader
+(jaxgan/data/stream.py) decode exactly the same pixels.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+from typing import List, Sequence
+
+import numpy as np
+
+from jaxgan.errors import UserError, UserFileError
+
+FORMAT, VERSION = "jaxgan-prepared", 1
+MANIFEST = "manifest.json"
+WRITER_OPTIONS = "group_size:1"
+_LABEL = struct.Struct("<i")
+
+
+def encode(image: np.ndarray, label: int) -> bytes:
+  """One example: int32 label, then the image (uint8 [S, S, C]) as PNG."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+  return _LABEL.pack(int(label)) + buf.getvalue()
+
+
+def decode(record: bytes, channels: int):
+  """(uint8 [S, S, C], int label) of one record."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  label = _LABEL.unpack_from(record)[0]
+  with Image.open(io.BytesIO(record[_LABEL.size:])) as im:
+    arr = np.asarray(im, np.uint8)
+  return arr.reshape(arr.shape[0], arr.shape[1], channels), label
+
+
+def decode_many(records: Sequence[bytes], channels: int):
+  """(uint8 [N, S, S, C], int32 [N]) of a list of records."""
+  pairs = [decode(r, channels) for r in records]
+  return (np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32))
+
+
+def is_prepared(folder: str) -> bool:
+  return bool(folder) and os.path.isfile(os.path.join(os.path.expanduser(folder), MANIFEST))
+
+
+def read_manifest(folder: str) -> dict:
+  """The manifest of a prepared directory, checked for the fields jaxgan reads."""
+  folder = os.path.expanduser(folder)
+  path = os.path.join(folder, MANIFEST)
+  try:
+    with open(path) as f:
+      m = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UserFileError(f"Cannot read {path!r} (config.data.folder): {e}. Prepare the data "
+                        "again with `python -m jaxgan.data.prepare SRC OUT`.") from None
+  if m.get("format") != FORMAT or m.get("version") != VERSION:
+    raise UserError(f"{path!r} (config.data.folder) is not a jaxgan-prepared manifest of "
+                    f"version {VERSION} (format={m.get('format')!r}, version="
+                    f"{m.get('version')!r}); prepare the data again with this version.")
+  missing = [r for r in m["records"] if not os.path.isfile(os.path.join(folder, r))]
+  if missing:
+    raise UserFileError(f"{folder!r} (config.data.folder): record file {missing[0]!r} of its "
+                        "manifest is missing; copy the whole prepared directory.")
+  return m
+
+
+def record_paths(folder: str, manifest: dict) -> List[str]:
+  return [os.path.join(os.path.expanduser(folder), r) for r in manifest["records"]]
+
+
+def sha256_of(paths: Sequence[str]) -> str:
+  """sha256 over the bytes of the record files, in order."""
+  h = hashlib.sha256()
+  for p in paths:
+    with open(p, "rb") as f:
+      for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+  return h.hexdigest()
+
+
+def check_shape(manifest: dict, folder: str, image_size: int, channels: int) -> None:
+  """A prepared directory is used at the size and channels it was prepared with."""
+  for field, want, have, flag in (("image_size", image_size, manifest["image_size"], "--size"),
+                                  ("channels", channels, manifest["channels"], "--channels")):
+    if want != have:
+      raise UserError(f"config.data.{field}={want}, but the prepared data in {folder!r} has "
+                      f"{field} {have}; set --config.data.{field}={have}, or prepare the "
+                      f"data again with {flag} {want}.")
+
+
+def decoded_bytes(manifest: dict, count: int = -1) -> int:
+  """Host memory the decoded uint8 images take: count x S x S x C."""
+  n = manifest["count"] if count < 0 else count
+  return int(n) * manifest["image_size"] ** 2 * manifest["channels"]
+
+
+def open_source(folder: str, manifest: dict):
+  """Random access over the records of all files: grain's ArrayRecordDataSource."""
+  import grain  # pylint: disable=g-import-not-at-top
+  return grain.sources.ArrayRecordDataSource(record_paths(folder, manifest))
+
+
+def load_prepared(folder: str, image_size: int, channels: int, max_examples: int = 0):
+  """Every record of a prepared directory decoded into host memory (an ImageData): the
+  default path for prepared data that fits in config.data.max_host_memory."""
+  from jaxgan.data.sources import ImageData  # pylint: disable=g-import-not-at-top
+  manifest = read_manifest(folder)
+  check_shape(manifest, folder, image_size, channels)
+  n = manifest["count"] if not max_examples else min(max_examples, manifest["count"])
+  source = open_source(folder, manifest)
+  images = np.empty((n, image_size, image_size, channels), np.uint8)
+  labels = np.empty((n,), np.int32)
+  for lo in range(0, n, 4096):
+    idx = list(range(lo, min(n, lo + 4096)))
+    images[lo:lo + len(idx)], labels[lo:lo + len(idx)] = decode_many(
+        source.__getitems__(idx), channels)
+  labelled = manifest["num_classes"] > 0
+  return ImageData(images, labels if labelled else None, manifest["num_classes"],
+                   dataset_name(folder), tuple(manifest["class_names"]) if labelled else ())
+
+
+def dataset_name(folder: str) -> str:
+  return f"prepared:{os.path.basename(os.path.normpath(os.path.expanduser(folder)))}"
