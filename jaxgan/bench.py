@@ -4,7 +4,7 @@ peers' format (../shared/bench/peers/common.py).
 
   python -m jaxgan.bench --model wgan_gp28 [--seconds 5]
   python -m jaxgan.bench --all --peers            # + torch eager/compile, Keras graph/XLA
-  python -m jaxgan.bench --data                   # input pipeline, images/s to the device
+  python -m jaxgan.bench --data [--prepared DIR] [--model dcgan64]  # input pipelines
   python -m jaxgan.bench --devices 1,2,4,8 --model mlp_gan   # forced host devices
   python -m jaxgan.bench --population 8 --model wgan_gp28      # 8 vmapped runs vs 8 single
   python -m jaxgan.bench --convs --model dcgan64   # each convolution of the step: oneDNN vs XLA
@@ -26,6 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers")
 MODELS = ("mlp_gan", "wgan_gp28", "dcgan64", "wgan_gp64", "resnet32")
+# Timed by jaxgan/bench_calls.py only (no peer spec in the harness): wgan_gp64's networks at
+# the configs/wgan_gp.py:celeba64 shape (64x64x3, batch 512, latent 128).
+CALL_MODELS = MODELS + ("celeba64",)
 _CPU_CONV = ["auto"]  # --cpu-conv, applied to every pinned config
 
 
@@ -36,7 +39,8 @@ def pinned_config(model: str):
        "wgan_gp28": lambda: wgan_gp.get_config(),
        "dcgan64": lambda: dcgan.get_config(),
        "wgan_gp64": lambda: wgan_gp.get_config("gray64"),
-       "resnet32": lambda: sngan.get_config("cifar10_uncond")}[model]()
+       "resnet32": lambda: sngan.get_config("cifar10_uncond"),
+       "celeba64": lambda: wgan_gp.get_config("celeba64")}[model]()
   for net in ("g", "d"):
     c.optim[net].name, c.optim[net].lr = "adam", 2e-4
     c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 0.5, 0.999, 1e-8
@@ -267,39 +271,9 @@ def run_peers(model: str, peers_dir: str, seconds: float, log, names=None):
   return out
 
 
-def bench_data(seconds: float, data_dir: str, log):
-  """Images/s delivered to the device by the batch stream (host gather + transfer)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxgan import data as data_lib, sharding  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
-  mesh = sharding.make_mesh()
-  records = []
-  for name, ddir, size in (("", "", 28), ("fashion_mnist", data_dir, 28), ("", "", 64)):
-    c = default.get_config().data
-    c.name, c.data_dir, c.image_size, c.batch_size = name, ddir, size, 128
-    try:
-      t0 = time.perf_counter()
-      data = data_lib.load(c)
-      load_s = time.perf_counter() - t0
-    except (FileNotFoundError, ValueError) as e:
-      log(f"data {name}: skipped ({e})")
-      continue
-    batches = data_lib.Batches(data, 128, 1, 0)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-      b = sharding.put_batch(batches.for_step(n), mesh)
-      n += 1
-    jax.block_until_ready(b)
-    dt = time.perf_counter() - t0
-    records.append({"kind": "input_pipeline", "dataset": data.name, "image_size": size,
-                    "images": len(data.images), "load_and_decode_s": round(load_s, 2),
-                    "batches_per_s": n / dt, "images_per_s": n * 128 / dt})
-  return records
-
-
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  p.add_argument("--model", choices=MODELS)
+  p.add_argument("--model", choices=CALL_MODELS)
   p.add_argument("--all", action="store_true", help="all five pinned models")
   p.add_argument("--seconds", type=float, default=5.0, help="minimum length of a repeat")
   p.add_argument("--repeats", type=int, default=5)
@@ -308,7 +282,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--peers-dir", default=DEFAULT_PEERS)
   p.add_argument("--peer-names", default="", help="with --peers: a comma-separated subset of "
                  + ", ".join(p[0] for p in PEERS))
-  p.add_argument("--data", action="store_true", help="benchmark the input pipeline")
+  p.add_argument("--data", action="store_true", help="benchmark the input pipeline "
+                 "(jaxgan/bench_data.py); with --model, beside that model's step")
+  p.add_argument("--prepared", default="", help="with --data: a jaxgan.data.prepare "
+                 "directory to stream (default: 4,096 generated 64x64 images in a temp dir)")
   p.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data",
                                                     "tensorflow_datasets"))
   p.add_argument("--devices", default="", help="e.g. 1,2,4,8: one child process per count "
@@ -325,6 +302,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                  help="compute dtype of G and D, timed against float32")
   p.add_argument("--call_loop", default="auto", choices=("auto", "unroll", "scan"))
+  p.add_argument("--calls", action="store_true", help="time through bench_calls even at "
+                 "1 step per call in float32 (no ../shared harness needed)")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   return p
 
@@ -406,13 +385,18 @@ def main(argv=None):
         f.write(line + "\n")
 
   if args.data:
-    for rec in bench_data(args.seconds, args.data_dir, log):
+    from jaxgan import bench_data  # pylint: disable=g-import-not-at-top
+    for rec in bench_data.run(args, pinned_config, log):
       emit(rec)
     return 0
   models = MODELS if args.all else ([args.model] if args.model else [])
   if not models:
     p.error("pass --model NAME, --all or --data")
-  if args.steps_per_call > 1 or args.dtype != "float32":
+  if "celeba64" in models and not (args.steps_per_call > 1 or args.dtype != "float32"
+                                   or args.calls):
+    p.error("--model celeba64 has no peer spec; time it with --calls, --steps_per_call "
+            "or --dtype")
+  if args.steps_per_call > 1 or args.dtype != "float32" or args.calls:
     from jaxgan.bench_calls import bench_calls  # pylint: disable=g-import-not-at-top
     for m in models:
       for rec in bench_calls(m, args.steps_per_call, args.dtype, args.call_loop,

@@ -5,8 +5,8 @@
 
 times the pinned model's real train step (jaxgan.bench.pinned_config) as the training
 loop runs it: one compiled call per step in float32 (the reference), then K steps per
-call (jaxgan/multistep.py) in the chosen dtype, alternating the two in every repeat so
-that both see the same machine. Batches are random images already on the device (one
+call (jaxgan/multistep.py) in float32, then K steps per call in the chosen dtype, taking
+the settings in turn in every repeat so that all see the same machine. Batches are random images already on the device (one
 [K, n_critic, B, ...] array per call): what is timed is dispatch plus compute, the part
 that steps_per_call and bfloat16 change. Needs no ../shared harness (for GPU machines).
 Prints one JSON record per setting and the ratio on stderr.
@@ -61,10 +61,21 @@ def _time_steps(box, steps: int) -> float:
   return (time.perf_counter() - t0) / (calls * per_call)
 
 
+def settings_for(per_call: int, dtype: str) -> list:
+  """(steps per call, dtype) pairs to time: the float32 single step first (the reference),
+  then K steps per call in float32, then the dtype at K steps per call (alone at 1 step per
+  call when K is 1)."""
+  out = []
+  for s in ((1, "float32"), (per_call, "float32"), (per_call, dtype)):
+    if s not in out:
+      out.append(s)
+  return out
+
+
 def bench_calls(model: str, per_call: int, dtype: str, loop: str, seconds: float,
                 repeats: int, make_config, log=print) -> list:
-  """Records for (1 step/call, float32) and (per_call, dtype), timed alternately."""
-  settings = [(1, "float32"), (per_call, dtype)]
+  """One record per setting of `settings_for`, the settings timed in turn each repeat."""
+  settings = settings_for(per_call, dtype)
   boxes = []
   for k, dt in settings:
     t0 = time.perf_counter()
@@ -89,8 +100,9 @@ def bench_calls(model: str, per_call: int, dtype: str, loop: str, seconds: float
                 "first_call_s": box["first_call_s"], "repeats": repeats,
                 "platform": jax.devices()[0].platform,
                 "device": jax.devices()[0].device_kind})
-  ratio = out[0]["s_per_step_median"] / out[1]["s_per_step_median"]
-  out[1]["speedup_vs_1_float32"] = ratio
-  log(f"{model}: {per_call} steps/call in {dtype}: {out[1]['steps_per_s']:.1f} steps/s "
-      f"against {out[0]['steps_per_s']:.1f} at 1 step/call in float32 ({ratio:.2f}x)")
+  for rec in out[1:]:
+    rec["speedup_vs_1_float32"] = out[0]["s_per_step_median"] / rec["s_per_step_median"]
+    log(f"{model}: {rec['steps_per_call']} steps/call in {rec['dtype']}: "
+        f"{rec['steps_per_s']:.1f} steps/s against {out[0]['steps_per_s']:.1f} at 1 step/call "
+        f"in float32 ({rec['speedup_vs_1_float32']:.2f}x)")
   return out
