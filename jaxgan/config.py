@@ -246,9 +246,10 @@ FIELDS: Dict[str, Field] = {
                                   "in one program; the same training as 1 to float32 rounding; logging, "
                                   "grid, eval and checkpoint intervals must be multiples of it",
                                   resume=True, rule=GE1),
-    "train.call_loop": Field("auto", "steps_per_call > 1: unroll (the K steps written out; "
-                             "fast on CPU), scan (lax.scan, compiled once) or auto (unroll "
-                             "on CPU, scan elsewhere)", resume=True,
+    "train.call_loop": Field("auto", "steps_per_call > 1: scan (lax.scan, compiled once; "
+                             "bit-identical to one step per call), unroll (the K steps "
+                             "written out; equal to float32 rounding) or auto (scan)",
+                             resume=True,
                              rule=OneOf(("auto", "scan", "unroll"))),
     "train.dtype": Field("float32", "compute dtype of G and D: float32, bfloat16 (mixed "
                          "precision: float32 parameters, optimizer states, losses and "

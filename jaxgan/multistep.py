@@ -6,20 +6,21 @@ loop calls one program that runs K steps, with the K steps' batches transferred 
 ([K, n_critic, B, ...]); the metrics come back stacked on a leading K axis.
 
 Two forms of the same K steps (`config.train.call_loop`):
-  scan    a `lax.scan` over the K batches: one traced step, compiled once, whatever K is;
-          lazy regularizers use the step's lax.cond form (the same numbers).
-  unroll  the K steps written out one after another: XLA:CPU runs convolutions inside a
-          loop body several times slower than straight-line code (PERF_NOTES.md), so on
-          CPU this is the fast form; each step keeps its own static lazy pattern.
-  auto    unroll on CPU, scan elsewhere (`python -m jaxgan.bench --steps_per_call K`
-          measures both).
+  scan    a `lax.scan` over the K batches: one traced step, compiled once whatever K is,
+          as its own computation (the loop body), so each step is the same program as a
+          call of one step: the results are bit-identical to K = 1 (tests/test_multistep.py,
+          also across a resume with another K). With lazy regularizers each step picks
+          its pattern's program by a lax.switch (`scan_switch`).
+  unroll  the K steps written out one after another, each fenced by optimization
+          barriers; XLA still compiles them as one program and rounds some weights
+          differently in the last bit, so results equal K = 1 to float32 rounding only.
+          Each step keeps its own static lazy pattern.
+  auto    scan (the bit-identical form) on every platform. `python -m jaxgan.bench
+          --steps_per_call K --call_loop unroll|scan` measures both.
 
 Calls end at multiples of K (the first call after a resume may be shorter), so logging,
 grids, evaluation and checkpoints, whose intervals must be multiples of K, fall on call
-boundaries, and a run resumes at any checkpoint with any K. Every step is the same
-function of (state, batch) as with K = 1, fenced by optimization barriers; the results
-equal K = 1 to float32 rounding (tests/test_multistep.py; on XLA:CPU a few weights still
-differ in the last bit, so bit-identity, which issue 22 asks for, is not reached yet).
+boundaries, and a run resumes at any checkpoint with any K.
 """
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def check(config) -> None:
 
 def resolved_loop(config) -> str:
   loop = config.train.get("call_loop", "auto")
-  if loop == "auto":
-    return "unroll" if jax.default_backend() == "cpu" else "scan"
-  return loop
+  return "scan" if loop == "auto" else loop
 
 
 def call_size(step: int, per_call: int, total: int) -> int:
@@ -62,27 +61,44 @@ def call_size(step: int, per_call: int, total: int) -> int:
   return min(per_call - step % per_call, total - step)
 
 
+def _fenced(fn):
+  """fn with optimization barriers on what enters and leaves it: XLA may not fuse or
+  reassociate across step boundaries."""
+  def step(state, batch):
+    state, batch = lax.optimization_barrier((state, batch))
+    return lax.optimization_barrier(fn(state, batch))
+  return step
+
+
+def scan_switch(programs: Sequence[Callable]) -> Callable:
+  """(state, batches, which) -> (state, stacked metrics): a lax.scan over the K batches
+  whose step i runs programs[which[i]], each (state, batch) -> (state, metrics) for one
+  pattern of lazy regularizers. Each program is a computation of its own (the scan body,
+  or a lax.switch branch), compiled as the one-step call of that pattern is, which is what
+  keeps the K steps bit-identical to K calls of one step."""
+  programs = [_fenced(p) for p in programs]
+
+  def body(state, xs):
+    batch, i = xs
+    if len(programs) == 1:
+      return programs[0](state, batch)
+    return lax.switch(i, programs, state, batch)
+  return lambda state, batches, which: lax.scan(body, state, (batches, which))
+
+
 def chain(steps: Sequence[Callable], scan: bool) -> Callable:
   """One function (state, batches) -> (state, stacked metrics) running the given step
   functions, each (state, batch) -> (state, metrics), on batches[0], batches[1], ...
   With `scan` all steps must be the same function (steps[0] is used for every batch)."""
-  def fenced(fn):
-    # optimization_barrier on what enters and leaves a step: XLA may not fuse or
-    # reassociate across step boundaries, so each step's ops are those of a call of its
-    # own. (The results still differ from one step per call in the last bit of a few
-    # weights on XLA:CPU, also when K = 1 is fenced the same way: the difference lies
-    # inside a step's compilation, not across steps.)
-    def step(state, batch):
-      state, batch = lax.optimization_barrier((state, batch))
-      return lax.optimization_barrier(fn(state, batch))
-    return step
+  # (Unrolled, the results differ from one step per call in the last bit of some weights
+  # despite the barriers; scanned, they do not.)
   if scan:
-    return lambda state, batches: lax.scan(fenced(steps[0]), state, batches)
+    return lambda state, batches: lax.scan(_fenced(steps[0]), state, batches)
 
   def run(state, batches):
     metrics = []
     for i, fn in enumerate(steps):
-      state, m = fenced(fn)(state, jax.tree.map(lambda b, i=i: b[i], batches))
+      state, m = _fenced(fn)(state, jax.tree.map(lambda b, i=i: b[i], batches))
       metrics.append(m)
     return state, jax.tree.map(lambda *v: jnp.stack(v), *metrics)
   return run

@@ -178,8 +178,9 @@ class Run:
         fn = pop_lib.population_step(fn, len(states), self.config.train.population_mode)
       return fn
 
-    def compiled(fn, batch_axis):
-      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh, batch_axis)),
+    def compiled(fn, batch_axis, extra=()):
+      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh, batch_axis),
+                                       *[repl for _ in extra]),
                      out_shardings=(repl, repl), donate_argnums=0)
     # one compiled step per pattern of lazy regularizers (TrainStep.lazy_pattern)
     self._patterns = step.__self__.lazy_pattern
@@ -202,13 +203,20 @@ class Run:
     if self.per_call == 1:
       return (*self.step_fn(state, self.batch(step), step), 1)
     k = multistep.call_size(step, self.per_call, self.total)
-    patterns = ((None,) if self.scan_calls else
-                tuple(self._patterns(s) for s in range(step, step + k)))
-    key = ("call", k, patterns)
+    patterns = tuple(self._patterns(s) for s in range(step, step + k))
+    if not self.scan_calls:
+      key = ("call", k, patterns)
+      if key not in self._compiled:
+        fn = multistep.chain([self._program(p) for p in patterns], False)
+        self._compiled[key] = self._jit(fn, self.batch_axis + 1)
+      return (*self._compiled[key](state, self.batch(step, k)), k)
+    kinds = tuple(dict.fromkeys(patterns))   # each step's pattern, by a lax.switch index
+    key = ("scan", k, kinds)
     if key not in self._compiled:
-      fn = multistep.chain([self._program(p) for p in patterns], self.scan_calls)
-      self._compiled[key] = self._jit(fn, self.batch_axis + 1)
-    return (*self._compiled[key](state, self.batch(step, k)), k)
+      fn = multistep.scan_switch([self._program(p) for p in kinds])
+      self._compiled[key] = self._jit(fn, self.batch_axis + 1, extra=(None,))
+    which = np.array([kinds.index(p) for p in patterns], np.int32)
+    return (*self._compiled[key](state, self.batch(step, k), which), k)
 
   def _build_io(self, procs):
     self.batches = [data_lib.make_batches(self.data, m.config.data.batch_size,
