@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import signal
-import time
 from typing import List, Optional
 
 import jax
@@ -28,7 +27,7 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import multistep
 from jaxgan import population as pop_lib
-from jaxgan import sharding, state as state_lib, train_step as ts, visualize
+from jaxgan import sharding, state as state_lib, stopping, train_step as ts, visualize
 from jaxgan import validate as validate_lib
 from jaxgan import workdir as workdir_lib
 from jaxgan.config import config_from_dict, config_to_dict, incompatible_fields
@@ -36,64 +35,6 @@ from jaxgan.errors import Preempted, UserError, short_reason
 from jaxgan.writers import MetricWriter
 
 NonFiniteError = actions_lib.NonFiniteError
-
-
-def _agreed(flag: bool, step: int, every: int) -> bool:
-  """Whether to stop after `step`. One process: as soon as `flag` is set. Several: all
-  processes must stop at the same step, so they agree every `every` steps."""
-  if jax.process_count() == 1:
-    return flag
-  if step % every:
-    return False
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  flags = multihost_utils.process_allgather(np.array(flag))
-  return bool(np.any(flags))
-
-
-_clock = time.perf_counter   # a name the tests can replace
-
-
-class _Budget:
-  """`train.max_seconds` of training in this invocation (0: none); the time the actions
-  spend evaluating (loop.eval_seconds) does not count."""
-
-  def __init__(self, seconds: float):
-    self.seconds, self.t0 = float(seconds), _clock()
-
-  def spent(self, loop) -> bool:
-    return bool(self.seconds) and _clock() - self.t0 - loop.eval_seconds >= self.seconds
-
-
-class _Preemption:
-  """Turns SIGTERM/SIGINT into a flag checked at step boundaries."""
-
-  def __init__(self):
-    self.signal = None
-    self.repeats = 0
-    self._old = {}
-
-  def __enter__(self):
-    for s in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._old[s] = signal.signal(s, self._handle)
-      except ValueError:  # not the main thread
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.signal is not None and signum == signal.SIGINT:
-      self.repeats += 1
-      if self.repeats >= 2:
-        raise KeyboardInterrupt  # a third Ctrl-C gives up on the save
-      print("Stopping: saving a checkpoint first (Ctrl-C once more aborts without saving).",
-            flush=True)
-      return
-    self.signal = signum
-
-  def __exit__(self, *exc):
-    for s, h in self._old.items():
-      signal.signal(s, h)
 
 
 def _is_main() -> bool:
@@ -420,20 +361,20 @@ def _loop(run: Run, loop, actions, state, start: int):
     print(f"The run is already at step {start}, at or past config.train.steps={run.total}: "
           "nothing to train. Raise --config.train.steps to continue it.", flush=True)
   done, every = start, run.config.train.log_every
-  budget = _Budget(run.config.train.max_seconds)
+  budget = stopping.Budget(run.config.train.max_seconds)
   try:
-    with _Preemption() as pre:
+    with stopping.Preemption() as pre:
       while done < run.total:
         state, metrics, k = run.call(state, done)
         loop.add(done, metrics, k if run.per_call > 1 else 0)
         done += k
         for a in actions:
           a(loop, done, state)
-        if _agreed(pre.signal is not None, done, every):
+        if stopping.agreed(pre.signal is not None, done, every):
           loop.preempted = pre.signal or signal.SIGTERM
           _say(f"Signal {loop.preempted}: saving a checkpoint at step {done} and exiting.")
           break
-        if done < run.total and _agreed(budget.spent(loop), done, every):
+        if done < run.total and stopping.agreed(budget.spent(loop), done, every):
           _say(f"config.train.max_seconds={budget.seconds:g} reached at step {done}: "
                "ending the run there (raise it, or set it to 0, to go on).")
           break

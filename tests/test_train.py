@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxgan import sampling, train
+from jaxgan import sampling, stopping, train
 from tests.conftest import tiny_config
 
 
@@ -202,7 +202,7 @@ def test_a_finished_run_given_fewer_steps_says_so(tmp_path, capsys):
 
 def test_max_seconds_ends_the_run_like_its_last_step_and_resume_goes_on(tmp_path, monkeypatch):
   ticks = iter(range(10_000))
-  monkeypatch.setattr(train, "_clock", lambda: float(next(ticks)))  # one second per read
+  monkeypatch.setattr(stopping, "clock", lambda: float(next(ticks)))  # one second per read
   wd = str(tmp_path / "b")
   stopped = train.train_and_evaluate(tiny_config(**{"train.max_seconds": 2.0}), wd)
   assert int(stopped.step) == 2          # read at the start, then after steps 1 and 2
@@ -216,12 +216,12 @@ def test_max_seconds_ends_the_run_like_its_last_step_and_resume_goes_on(tmp_path
 
 def test_max_seconds_does_not_count_evaluation_time(monkeypatch):
   now = [100.0]
-  monkeypatch.setattr(train, "_clock", lambda: now[0])
-  budget, loop = train._Budget(10.0), type("L", (), {"eval_seconds": 0.0})()
+  monkeypatch.setattr(stopping, "clock", lambda: now[0])
+  budget, loop = stopping.Budget(10.0), type("L", (), {"eval_seconds": 0.0})()
   now[0] = 109.0
   assert not budget.spent(loop)
   now[0], loop.eval_seconds = 115.0, 6.0       # 15 s, 6 of them evaluating: 9 s trained
   assert not budget.spent(loop)
   now[0] = 116.0
   assert budget.spent(loop)
-  assert not train._Budget(0.0).spent(loop)   # 0: no budget
+  assert not stopping.Budget(0.0).spent(loop)   # 0: no budget
