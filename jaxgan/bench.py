@@ -272,6 +272,7 @@ def run_peers(model: str, peers_dir: str, seconds: float, log, names=None):
 
 
 def _parser() -> argparse.ArgumentParser:
+  from jaxgan.precision import DTYPES  # pylint: disable=g-import-not-at-top
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--model", choices=CALL_MODELS)
   p.add_argument("--all", action="store_true", help="all five pinned models")
@@ -299,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
                  help="config.train.cpu_conv for the pinned models (default auto)")
   p.add_argument("--steps_per_call", type=int, default=1, help="time K steps per compiled "
                  "call against 1 (jaxgan/bench_calls.py)")
-  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+  p.add_argument("--dtype", default="float32", choices=tuple(DTYPES),
                  help="compute dtype of G and D, timed against float32")
   p.add_argument("--call_loop", default="auto", choices=("auto", "unroll", "scan"))
   p.add_argument("--calls", action="store_true", help="time through bench_calls even at "

@@ -22,6 +22,7 @@ import ml_collections
 from flax import traverse_util
 
 from jaxgan.errors import UserError, did_you_mean
+from jaxgan.precision import DTYPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +255,7 @@ FIELDS: Dict[str, Field] = {
     "train.dtype": Field("float32", "compute dtype of G and D: float32, bfloat16 (mixed "
                          "precision: float32 parameters, optimizer states, losses and "
                          "penalty norms; jaxgan/precision.py) or float16",
-                         rule=OneOf(("float32", "bfloat16", "float16"))),
+                         rule=OneOf(tuple(DTYPES))),
     "train.population_mode": Field("vmap", "--population: vmap (one batched step) | unroll "
                                    "(members one after another in one program)",
                                    rule=OneOf(("vmap", "unroll"))),
