@@ -12,6 +12,8 @@
                                             configs/wgan_gp.py, one D step per G step and an
                                             EMA generator: the time-to-quality recipe for
                                             this CPU (README, "Time to quality")
+  --config configs/sngan.py:fashion_dcgan_cond  the same, class-conditional (projection D,
+                                            a class embedding appended to G's z)
 
 CIFAR-10 settings (StudioGAN's defaults with its SNGAN.yaml): z 128 ~ N(0, I); G 256 wide
 (g_conv_dim 64), D 128 wide (d_conv_dim 64); spectral norm on every layer of D; hinge loss;
@@ -34,14 +36,19 @@ this repository); `--config.data.name= ` trains on the embedded 10,000 images in
 """
 from configs import default
 from configs.default import SHARED_TFDS
-VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond", "fashion_dcgan")
+VARIANTS = ("cifar10", "cifar10_uncond", "fashion", "fashion_cond", "fashion_dcgan",
+            "fashion_dcgan_cond")
 
 
 def get_config(variant: str = "cifar10"):
   if variant not in VARIANTS:
     raise ValueError(f"Unknown sngan.py variant {variant!r}; valid: {', '.join(VARIANTS)}.")
-  if variant == "fashion_dcgan":
-    return _fashion_dcgan()
+  if variant.startswith("fashion_dcgan"):
+    c = _fashion_dcgan()
+    # Projection D (Miyato & Koyama 2018) and a class embedding in G; evaluation samples
+    # every class equally (jaxgan/sampling.make_labels).
+    c.model.conditioning = "projection" if variant.endswith("_cond") else "none"
+    return c
   c = default.get_config()
   c.model.arch = "resnet"
   c.model.latent_dim = 128

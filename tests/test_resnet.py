@@ -140,11 +140,15 @@ def test_fashion_variants_are_valid_and_read_the_shared_tfds_data():
     assert c.data.data_dir.endswith("shared/data/tensorflow_datasets")
 
 
-def test_fashion_dcgan_is_the_wgan_gp_networks_with_the_sngan_recipe(tmp_path):
+@pytest.mark.parametrize("variant,conditioning", [("fashion_dcgan", "none"),
+                                                  ("fashion_dcgan_cond", "projection")])
+def test_fashion_dcgan_is_the_wgan_gp_networks_with_the_sngan_recipe(tmp_path, variant,
+                                                                     conditioning):
   from configs import wgan_gp  # pylint: disable=g-import-not-at-top
-  c, base = sngan.get_config("fashion_dcgan"), wgan_gp.get_config()
+  c, base = sngan.get_config(variant), wgan_gp.get_config()
   validate.validate(c)
-  assert c.model.to_dict() == {**base.model.to_dict(), "d_spectral_norm": True}
+  assert c.model.to_dict() == {**base.model.to_dict(), "d_spectral_norm": True,
+                               "conditioning": conditioning}
   assert (c.loss, c.penalty, c.train.n_critic, c.ema_decay) == ("hinge", "none", 1, 0.999)
   assert (c.data.name, c.data.image_size) == ("fashion_mnist", 28)
   assert [(s["target"], s["end"], s["steps"]) for s in c.schedules] == [
