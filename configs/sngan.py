@@ -44,11 +44,7 @@ def get_config(variant: str = "cifar10"):
   if variant not in VARIANTS:
     raise ValueError(f"Unknown sngan.py variant {variant!r}; valid: {', '.join(VARIANTS)}.")
   if variant.startswith("fashion_dcgan"):
-    c = _fashion_dcgan()
-    # Projection D (Miyato & Koyama 2018) and a class embedding in G; evaluation samples
-    # every class equally (jaxgan/sampling.make_labels).
-    c.model.conditioning = "projection" if variant.endswith("_cond") else "none"
-    return c
+    return _fashion_dcgan(conditional=variant.endswith("_cond"))
   c = default.get_config()
   c.model.arch = "resnet"
   c.model.latent_dim = 128
@@ -78,7 +74,7 @@ def get_config(variant: str = "cifar10"):
   return c
 
 
-def _fashion_dcgan():
+def _fashion_dcgan(conditional: bool):
   from configs import wgan_gp  # pylint: disable=g-import-not-at-top
   c = wgan_gp.get_config()            # the 28x28 DCGAN G and D, Adam 2e-4 (0.5, 0.999)
   c.data.name, c.data.data_dir = "fashion_mnist", SHARED_TFDS
@@ -86,6 +82,10 @@ def _fashion_dcgan():
   c.model.d_spectral_norm = True
   c.train.n_critic = 1
   c.ema_decay = 0.999
+  if conditional:
+    # Projection D (Miyato & Koyama 2018) and a class embedding in G; evaluation samples
+    # every class equally (jaxgan/sampling.make_labels).
+    c.model.conditioning = "projection"
   c.train.steps = 30_000   # about 20 minutes on the 2-core CPU
   # Both learning rates anneal to 1e-5 over the run (cosine), as R3GAN's schedules do.
   c.schedules = tuple({"target": t, "kind": "cosine", "end": 1e-5, "steps": c.train.steps}

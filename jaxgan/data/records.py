@@ -4,9 +4,9 @@ A directory written by `python -m jaxgan.data.prepare` (after StyleGAN2-ADA's
 dataset_tool.py, which turns folders and zips into one indexed archive of same-sized PNGs
 with a dataset.json of labels) holds:
 
-- `data-XXXXX-of-YYYYY.array_record`: one record per example, in the sorted order of the
-  source paths. A record is a 4-byte little-endian int32 label (-1 when unlabelled)
-  followed by the PNG bytes of an image already resized to image_size x image_size with
+- `data-00000-of-00004.array_record`, ... (shard index and shard count, five digits
+  each): one record per example, in the sorted order of the source paths. A record is a
+  4-byte little-endian int32 label (-1 when unlabelled) followed by the PNG bytes of an image already resized to image_size x image_size with
   `channels` channels. Written with group_size 1, so any record is read without
   decompressing its neighbours (random access is what makes batch b a pure function of
   (seed, b) without holding the data in memory).
