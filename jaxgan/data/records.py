@@ -6,10 +6,11 @@ with a dataset.json of labels) holds:
 
 - `data-00000-of-00004.array_record`, ... (shard index and shard count, five digits
   each): one record per example, in the sorted order of the source paths. A record is a
-  4-byte little-endian int32 label (-1 when unlabelled) followed by the PNG bytes of an image already resized to image_size x image_size with
-  `channels` channels. Written with group_size 1, so any record is read without
-  decompressing its neighbours (random access is what makes batch b a pure function of
-  (seed, b) without holding the data in memory).
+  4-byte little-endian int32 label (-1 when unlabelled) followed by the PNG bytes of an
+  image already resized to image_size x image_size with `channels` channels. Written
+  with group_size 1, so any record is read without decompressing its neighbours (random
+  access is what makes batch b a pure function of (seed, b) without holding the data in
+  memory).
 - `manifest.json`: {"format": "jaxgan-prepared", "version", "count", "image_size",
   "channels", "num_classes", "class_names", "records", "record_counts", "sha256" (over the
   record files, in order), "source"}.
