@@ -53,6 +53,16 @@ def build(workdir: str) -> str:
     plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "eval_curves.png"),
                  groups=[[k] for k in eval_keys])
     parts.append(_img("eval_curves.png", "evaluation during training"))
+  # Issue 18's signals: D on training vs held-out reals (the gap ADA's paper plots), the
+  # heuristic r_t = E[sign(D(real))] and ADA's probability p, each when the run logs it.
+  over = [[k for k in ("d_real_train", "d_real_heldout") if any(k in r for r in rows)],
+          [k for k in ("d_real_sign",) if any(k in r for r in rows)],
+          [k for k in ("augment_p",) if any(k in r for r in rows)]]
+  if any(over):
+    plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "overfitting.png"),
+                 groups=over)
+    parts.append(_img("overfitting.png", "overfitting: D on training vs held-out reals, "
+                      "r_t, augmentation p"))
   if not curves:
     parts.append("<p>No metrics logged yet.</p>")
 

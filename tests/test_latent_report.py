@@ -1,4 +1,5 @@
 """Latent-space tools and the run report."""
+import json
 import os
 import re
 
@@ -65,3 +66,16 @@ def test_report_renders_and_links_only_to_existing_files(run):
   for l in links:
     assert os.path.exists(os.path.join(run, l)), l
   assert "<h2>Config</h2>" in page and "&quot;loss&quot;: &quot;non_saturating&quot;" in page
+
+
+def test_report_plots_overfitting_signals_only_when_logged(tmp_path):
+  rows = [{"step": s, "d_loss": 1.0 / s, "d_real_train": 0.1 * s, "d_real_heldout": 0.05 * s,
+           "d_real_sign": 0.2, "augment_p": 0.01 * s} for s in (1, 2, 3)]
+  (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+  page = open(report.build(str(tmp_path))).read()
+  assert 'src="overfitting.png"' in page and (tmp_path / "overfitting.png").stat().st_size > 0
+  plain = tmp_path / "plain"
+  plain.mkdir()
+  (plain / "metrics.jsonl").write_text(json.dumps({"step": 1, "d_loss": 1.0}) + "\n")
+  page = open(report.build(str(plain))).read()
+  assert "overfitting.png" not in page and not (plain / "overfitting.png").exists()
