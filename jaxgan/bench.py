@@ -339,8 +339,8 @@ def main(argv=None):
                              args.seconds, args.repeats, pinned_config, log):
         emit(rec)
   elif args.convs:
+    from jaxgan.bench_convs import bench_convs  # pylint: disable=g-import-not-at-top
     for m in models:
-      from jaxgan.bench_convs import bench_convs  # pylint: disable=g-import-not-at-top
       for rec in bench_convs(m, min(args.seconds, 1.0), log):
         emit(rec)
   elif args.devices:

@@ -23,6 +23,51 @@ def _img(rel: str, caption: str = "") -> str:
   return f'<figure><img src="{html.escape(rel)}" alt="{html.escape(caption or rel)}">{cap}</figure>'
 
 
+def _curves(wd: str, rows: list) -> list:
+  """The training, evaluation and overfitting curves of metrics.jsonl, as page parts."""
+  metrics = os.path.join(wd, "metrics.jsonl")
+  parts = ["<h2>Training curves</h2>"]
+  curves = plot_metrics(metrics, os.path.join(wd, "losses.png"))
+  if curves:
+    parts.append(_img("losses.png", "losses, mean D outputs, accuracies"))
+  # Whatever metrics the run computed (config.eval.metrics), without bookkeeping values.
+  eval_keys = sorted({k for r in rows for k, v in r.items() if k.startswith("eval/")
+                      and isinstance(v, (int, float)) and k.split("/")[1] not in (
+                          "num_samples", "classifier_test_accuracy", "kid_std")})
+  if eval_keys:
+    plot_metrics(metrics, os.path.join(wd, "eval_curves.png"), groups=[[k] for k in eval_keys])
+    parts.append(_img("eval_curves.png", "evaluation during training"))
+  # Issue 18's signals: D on training vs held-out reals (the gap ADA's paper plots), the
+  # heuristic r_t = E[sign(D(real))] and ADA's probability p, each when the run logs it.
+  logged = {k for r in rows for k in r}
+  over = [[k for k in group if k in logged] for group in
+          (("d_real_train", "d_real_heldout"), ("d_real_sign",), ("augment_p",))]
+  if any(over):
+    plot_metrics(metrics, os.path.join(wd, "overfitting.png"), groups=over)
+    parts.append(_img("overfitting.png", "overfitting: D on training vs held-out reals, "
+                      "r_t, augmentation p"))
+  if not curves:
+    parts.append("<p>No metrics logged yet.</p>")
+  return parts
+
+
+def _evaluation(wd: str) -> list:
+  """eval.json (from --mode eval) as a table, with the class histogram, as page parts."""
+  parts = []
+  ev_path = os.path.join(wd, "eval.json")
+  if os.path.exists(ev_path):
+    with open(ev_path) as f:
+      ev = json.load(f)
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.5g}</td></tr>"
+                    if isinstance(v, float) else
+                    f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in ev.items() if not isinstance(v, (list, dict)))
+    parts.append(f"<h2>Evaluation</h2><table>{cells}</table>")
+    if "class_histogram" in ev:
+      parts.append(f"<p>Class histogram of the samples: {ev['class_histogram']}</p>")
+  return parts
+
+
 def build(workdir: str) -> str:
   """Writes workdir/report.html from whatever the run has produced; returns its path."""
   wd = os.path.abspath(workdir)
@@ -41,30 +86,7 @@ def build(workdir: str) -> str:
                f"{html.escape(str(cfg.get('regularizers', [])))} &middot; architecture "
                f"{html.escape(str(cfg.get('model', {}).get('arch', '?')))}</p>")
 
-  parts.append("<h2>Training curves</h2>")
-  curves = plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "losses.png"))
-  if curves:
-    parts.append(_img("losses.png", "losses, mean D outputs, accuracies"))
-  # Whatever metrics the run computed (config.eval.metrics), without bookkeeping values.
-  eval_keys = sorted({k for r in rows for k, v in r.items() if k.startswith("eval/")
-                      and isinstance(v, (int, float)) and k.split("/")[1] not in (
-                          "num_samples", "classifier_test_accuracy", "kid_std")})
-  if eval_keys:
-    plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "eval_curves.png"),
-                 groups=[[k] for k in eval_keys])
-    parts.append(_img("eval_curves.png", "evaluation during training"))
-  # Issue 18's signals: D on training vs held-out reals (the gap ADA's paper plots), the
-  # heuristic r_t = E[sign(D(real))] and ADA's probability p, each when the run logs it.
-  over = [[k for k in ("d_real_train", "d_real_heldout") if any(k in r for r in rows)],
-          [k for k in ("d_real_sign",) if any(k in r for r in rows)],
-          [k for k in ("augment_p",) if any(k in r for r in rows)]]
-  if any(over):
-    plot_metrics(os.path.join(wd, "metrics.jsonl"), os.path.join(wd, "overfitting.png"),
-                 groups=over)
-    parts.append(_img("overfitting.png", "overfitting: D on training vs held-out reals, "
-                      "r_t, augmentation p"))
-  if not curves:
-    parts.append("<p>No metrics logged yet.</p>")
+  parts += _curves(wd, rows)
 
   grids = sorted(glob.glob(os.path.join(wd, "samples", "step_*.png")))
   if grids:
@@ -75,17 +97,7 @@ def build(workdir: str) -> str:
               for g in pick]
     parts.append("</div>")
 
-  ev_path = os.path.join(wd, "eval.json")
-  if os.path.exists(ev_path):
-    with open(ev_path) as f:
-      ev = json.load(f)
-    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.5g}</td></tr>"
-                    if isinstance(v, float) else
-                    f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                    for k, v in ev.items() if not isinstance(v, (list, dict)))
-    parts.append(f"<h2>Evaluation</h2><table>{cells}</table>")
-    if "class_histogram" in ev:
-      parts.append(f"<p>Class histogram of the samples: {ev['class_histogram']}</p>")
+  parts += _evaluation(wd)
   if os.path.exists(os.path.join(wd, "memorization.png")):
     parts.append("<h2>Memorisation check</h2><p>Each generated sample beside its nearest "
                  "training image (mean absolute difference).</p>"
