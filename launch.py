@@ -9,8 +9,14 @@ one line on stderr, `error: ...`, and exit code 2 (`--debug` shows the traceback
 stopped by SIGTERM/SIGINT saves a checkpoint and exits with 75 (jaxgan/errors.py).
 """
 import ast
+import json
 import os
 import sys
+
+if sys.version_info < (3, 12):  # jax 0.12 needs 3.12; say so before any import fails
+  print(f"error: jaxgan needs Python 3.12 or newer (this is {sys.version.split()[0]}): "
+        "make the venv with python3.12 (README, Install).", file=sys.stderr)
+  sys.exit(2)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads data here
 
@@ -263,6 +269,17 @@ def _train_mode(workdir):
   print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
 
 
+def _compile_cache_setting(workdir: str) -> str:
+  """config.train.compile_cache of the config being trained, else of the stored run."""
+  if FLAGS.config is not None:
+    return FLAGS.config.train.get("compile_cache", "auto")
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      return json.load(f).get("train", {}).get("compile_cache", "auto")
+  except (OSError, ValueError):
+    return "auto"
+
+
 def _main(argv):
   from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
@@ -288,6 +305,8 @@ def _main(argv):
     if FLAGS.num_samples < 1:
       raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
     _checkpoint_choice(FLAGS.checkpoint)
+  from jaxgan import compile_cache  # pylint: disable=g-import-not-at-top
+  compile_cache.enable(_compile_cache_setting(workdir))
   if FLAGS.mode == "train":
     _train_mode(workdir)
   elif FLAGS.mode == "sample":

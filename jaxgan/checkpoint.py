@@ -38,6 +38,18 @@ def _leaf_paths(tree) -> dict:
   return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+def _handlers():
+  """Which Orbax handler saves and restores each item: the state as a pytree of arrays,
+  the run's meta (config, step, evaluation) as JSON."""
+  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+  state, meta = ocp.StandardCheckpointHandler(), ocp.JsonCheckpointHandler()
+  for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
+    registry.add("state", args, state)
+  for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
+    registry.add("meta", args, meta)
+  return registry
+
+
 class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
                best_metric: str = "", best_mode: str = "min", read_only: bool = False):
@@ -57,10 +69,8 @@ class Checkpointer:
         best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
         keep_checkpoints_without_metrics=True,
         preservation_policy=pp.AnyPreservationPolicy(policies))
-    self.manager = ocp.CheckpointManager(
-        self.directory, options=options,
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "meta": ocp.JsonCheckpointHandler()})
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         handler_registry=_handlers())
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()

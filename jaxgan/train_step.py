@@ -201,7 +201,7 @@ class TrainStep:
     loss_fn = functools.partial(self._d_loss, z=z, generate=generate, active=active)
     (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
-    m["d_grad_norm"] = optax.global_norm(grads)
+    m["d_grad_norm"] = optax.tree.norm(grads)
     return _apply(self.gan.tx_d, self.gan.project_d, d, grads, stats), g_stats, reg, m
 
   def _g_loss(self, params, g: NetState, d: NetState, z, real_u8, labels, reg, counter, key,
@@ -240,7 +240,7 @@ class TrainStep:
     z = self.gan.sample_latents(rng.stream(key, "z"), real_u8.shape[0])
     (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(self._g_loss, has_aux=True)(
         g.params, g, d, z, real_u8, labels, reg, counter, key, hp, active)
-    m["g_grad_norm"] = optax.global_norm(grads)
+    m["g_grad_norm"] = optax.tree.norm(grads)
     return _apply(self.gan.tx_g, self.gan.project_g, g, grads, g_stats), d_stats, reg, m
 
   def _critic_updates(self, state: TrainState, hp, images, labels, key, pattern=None):

@@ -94,7 +94,7 @@ def test_layers_shapes():
   assert c(X).shape == (4, 4, 4, 8)
   assert t(c(X)).shape == (4, 8, 8, 3)
   assert stem(jnp.ones((2, 1, 1, 16))).shape == (2, 4, 4, 8)
-  assert t.kernel.value.shape == (4, 4, 3, 8)  # the kernel of the conv it is the adjoint of
+  assert t.kernel[...].shape == (4, 4, 3, 8)  # the kernel of the conv it is the adjoint of
 
 
 @pytest.mark.parametrize("k,s,pad,size", [(4, 2, ((1, 1), (1, 1)), 8), (3, 2, ((0, 1), (0, 1)), 8),

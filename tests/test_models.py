@@ -133,10 +133,10 @@ def test_spectral_norm_bounds_the_layer_norm():
   from flax import nnx
   layer = nnx.SpectralNorm(nnx.Linear(16, 8, rngs=nnx.Rngs(0)), n_steps=50, rngs=nnx.Rngs(1))
   layer(jnp.ones((1, 16)), update_stats=True)
-  w = np.asarray(layer.layer_instance.kernel.value)
+  w = np.asarray(layer.layer_instance.kernel[...])
   sigma = np.linalg.svd(w, compute_uv=False)[0]
   probe = layer(jnp.eye(16), update_stats=False)  # rows = normalised kernel (+ bias)
-  w_sn = np.asarray(probe) - np.asarray(layer.layer_instance.bias.value)
+  w_sn = np.asarray(probe) - np.asarray(layer.layer_instance.bias[...])
   np.testing.assert_allclose(w_sn, w / sigma, rtol=1e-3, atol=1e-5)
 
 
@@ -173,9 +173,9 @@ def test_projection_discriminator_adds_the_embedding_inner_product():
   p = state.d.params
   h = x.reshape(4, -1)
   for layer in p["hidden"].values():
-    h = jax.nn.leaky_relu(h @ layer["kernel"].value + layer["bias"].value, 0.2)
-  want = (h @ p["out"]["kernel"].value + p["out"]["bias"].value)[:, 0]
-  want = want + jnp.sum(p["cond"]["embed"]["embedding"].value[y] * h, axis=-1)
+    h = jax.nn.leaky_relu(h @ layer["kernel"][...] + layer["bias"][...], 0.2)
+  want = (h @ p["out"]["kernel"][...] + p["out"]["bias"][...])[:, 0]
+  want = want + jnp.sum(p["cond"]["embed"]["embedding"][...][y] * h, axis=-1)
   np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
 
 
@@ -183,7 +183,7 @@ def test_concat_critic_receives_label_channels():
   c = wgan_gp_cfg.get_config()
   c.model.conditioning = "concat"
   gan, state = state_lib.create(c, (28, 28, 1), 10)
-  first = state.d.params["convs"][0]["kernel"].value
+  first = state.d.params["convs"][0]["kernel"][...]
   assert first.shape == (4, 4, 1 + 10, 64)
 
 

@@ -91,10 +91,10 @@ def test_spectral_norm_sigma_is_the_largest_singular_value():
   x = jnp.ones((1, 8, 8, 8))
   for _ in range(200):        # the power iteration converges to the top singular pair
     layer(x, update_stats=True)
-  kernel = np.asarray(layer.layer_instance.kernel.value)
+  kernel = np.asarray(layer.layer_instance.kernel[...])
   w = kernel.reshape(-1, kernel.shape[-1])
-  sigma = next(v.value for p, v in nnx.iter_graph(layer) if isinstance(v, nnx.BatchStat)
-               and v.value.ndim == 0)
+  sigma = next(v[...] for p, v in nnx.iter_graph(layer) if isinstance(v, nnx.BatchStat)
+               and v[...].ndim == 0)
   np.testing.assert_allclose(float(sigma), np.linalg.svd(w, compute_uv=False)[0], rtol=1e-4)
 
 
@@ -105,20 +105,20 @@ def test_conditional_batchnorm_is_normalise_then_class_affine():
   out = bn(x, y, train=True)
   mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
   normed = (x - mean) / jnp.sqrt(var + resnet.BN_EPS)
-  gain = np.asarray(bn.gain.embedding.value)[np.asarray(y)]
-  bias = np.asarray(bn.bias.embedding.value)[np.asarray(y)]
+  gain = np.asarray(bn.gain.embedding[...])[np.asarray(y)]
+  bias = np.asarray(bn.bias.embedding[...])[np.asarray(y)]
   want = normed * (1 + gain[:, None, None, :]) + bias[:, None, None, :]
   np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
 
 
 def test_orthogonal_initialisation():
   g = resnet.ResNetGenerator(8, (32, 32, 1), base_features=4, rngs=nnx.Rngs(0))
-  w = np.asarray(g.linear.kernel.value)           # (8, 256): orthonormal rows
+  w = np.asarray(g.linear.kernel[...])           # (8, 256): orthonormal rows
   np.testing.assert_allclose(w @ w.T, np.eye(8), atol=1e-5)
-  k = np.asarray(g.blocks[0].conv1.kernel.value)  # (3, 3, 16, 16) -> (144, 16)
+  k = np.asarray(g.blocks[0].conv1.kernel[...])  # (3, 3, 16, 16) -> (144, 16)
   m = k.reshape(-1, k.shape[-1])
   np.testing.assert_allclose(m.T @ m, np.eye(16), atol=1e-5)
-  assert not np.any(np.asarray(g.blocks[0].conv1.bias.value))
+  assert not np.any(np.asarray(g.blocks[0].conv1.bias[...]))
 
 
 @pytest.mark.parametrize("override,match", [

@@ -304,7 +304,7 @@ class _ConvParams(nnx.Module):
     self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
   def _add_bias(self, y):
-    return y if self.bias is None else y + self.bias.value
+    return y if self.bias is None else y + self.bias[...]
 
 
 class Conv2D(_ConvParams):
@@ -326,7 +326,7 @@ class Conv2D(_ConvParams):
       pad = tuple(self._convs.same_padding(n, k, s) for n in x.shape[1:3])
     else:
       pad = ((0, 0), (0, 0))
-    return self._add_bias(self._convs.conv(x, self.kernel.value.astype(x.dtype), (s, s), pad))
+    return self._add_bias(self._convs.conv(x, self.kernel[...].astype(x.dtype), (s, s), pad))
 
 
 class ConvTranspose2D(_ConvParams):
@@ -350,7 +350,7 @@ class ConvTranspose2D(_ConvParams):
       out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
       pad = ((0, 0), (0, 0))
     return self._add_bias(
-        self._convs.conv_transpose(h, self.kernel.value.astype(h.dtype), (s, s), pad, out_hw))
+        self._convs.conv_transpose(h, self.kernel[...].astype(h.dtype), (s, s), pad, out_hw))
 
 
 def _fmix32(h):
