@@ -6,17 +6,18 @@ loop calls one program that runs K steps, with the K steps' batches transferred 
 ([K, n_critic, B, ...]); the metrics come back stacked on a leading K axis.
 
 Two forms of the same K steps (`config.train.call_loop`):
-  scan    a `lax.scan` over the K batches: one traced step, compiled once whatever K is,
-          as its own computation (the loop body), so each step is the same program as a
-          call of one step: the results are bit-identical to K = 1 (tests/test_multistep.py,
-          also across a resume with another K). With lazy regularizers each step picks
-          its pattern's program by a lax.switch (`scan_switch`).
+  scan    a `lax.scan` over the K batches: one traced step, compiled once whatever K is.
+          With lazy regularizers each step picks its pattern's program by a lax.switch
+          (`scan_switch`).
   unroll  the K steps written out one after another, each fenced by optimization
-          barriers; XLA still compiles them as one program and rounds some weights
-          differently in the last bit, so results equal K = 1 to float32 rounding only.
-          Each step keeps its own static lazy pattern.
-  auto    scan (the bit-identical form) on every platform. `python -m jaxgan.bench
-          --steps_per_call K --call_loop unroll|scan` measures both.
+          barriers. Each step keeps its own static lazy pattern.
+  auto    scan on every platform. `python -m jaxgan.bench --steps_per_call K
+          --call_loop unroll|scan` measures both.
+Both equal K calls of one step to float32 rounding, not bit for bit: XLA compiles a step
+inside the call in another context than a step alone and may fuse and round a reduction
+differently in the last bit (seen with jax 0.12.1 on AVX-512 and AVX2-only CPUs, and with
+0.10.2 on AVX2). A run resumed at a multiple of K with the same K runs the very programs
+of the uninterrupted run and is bit-identical to it (tests/test_multistep.py).
 
 Calls end at multiples of K (the first call after a resume may be shorter), so logging,
 grids, evaluation and checkpoints, whose intervals must be multiples of K, fall on call
@@ -73,9 +74,8 @@ def _fenced(fn):
 def scan_switch(programs: Sequence[Callable]) -> Callable:
   """(state, batches, which) -> (state, stacked metrics): a lax.scan over the K batches
   whose step i runs programs[which[i]], each (state, batch) -> (state, metrics) for one
-  pattern of lazy regularizers. Each program is a computation of its own (the scan body,
-  or a lax.switch branch), compiled as the one-step call of that pattern is, which is what
-  keeps the K steps bit-identical to K calls of one step."""
+  pattern of lazy regularizers (a lax.switch picks it: one traced body whatever the
+  patterns' order)."""
   programs = [_fenced(p) for p in programs]
 
   def body(state, xs):
@@ -90,8 +90,6 @@ def chain(steps: Sequence[Callable], scan: bool) -> Callable:
   """One function (state, batches) -> (state, stacked metrics) running the given step
   functions, each (state, batch) -> (state, metrics), on batches[0], batches[1], ...
   With `scan` all steps must be the same function (steps[0] is used for every batch)."""
-  # (Unrolled, the results differ from one step per call in the last bit of some weights
-  # despite the barriers; scanned, they do not.)
   if scan:
     return lambda state, batches: lax.scan(_fenced(steps[0]), state, batches)
 

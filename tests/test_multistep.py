@@ -1,7 +1,13 @@
-"""Many steps per compiled call (train.steps_per_call): with a scanned call (the default,
-`auto`) the very same training as one step per call, bit for bit; unrolled, the same to
-float32 rounding (XLA compiles the written-out steps as one program and rounds some
-weights differently in the last bit)."""
+"""Many steps per compiled call (train.steps_per_call).
+
+What holds on every CPU, and is tested here: a run with K steps per call equals the same
+run with one step per call to float32 rounding (scanned or unrolled), and a run resumed
+at a multiple of K with the same K is bit-identical to the uninterrupted run (the same
+compiled programs see the same inputs). Bit-identity between K and 1 is not promised:
+XLA compiles a step inside the call's loop in another context than a step alone, and on
+jax 0.12.1 (on AVX-512 and on AVX2-only CPUs alike) and on jax 0.10.2 with AVX2 it fuses
+and rounds some reductions differently in the last bit, which a few training steps
+amplify to ~1e-6 relative."""
 import json
 import os
 
@@ -52,16 +58,25 @@ def test_k_steps_per_call_equal_one_step_per_call(tmp_path, make, loop):
   many = train.train_and_evaluate(
       make(**{"train.steps": 8, "train.steps_per_call": 4, "train.call_loop": loop}),
       str(tmp_path / "many"))
-  if loop == "unroll":
-    chex.assert_trees_all_close(one, many, rtol=1e-5, atol=1e-6)
-    close_rows(rows(tmp_path / "one"), rows(tmp_path / "many"))
-  else:                        # scanned: bit for bit, weights, optimizer states and metrics
-    chex.assert_trees_all_equal(one, many)
-    assert rows(tmp_path / "one") == rows(tmp_path / "many")
+  chex.assert_trees_all_close(one, many, rtol=1e-5, atol=1e-6)  # weights and optimizer states
+  close_rows(rows(tmp_path / "one"), rows(tmp_path / "many"))
   assert [r["step"] for r in rows(tmp_path / "many")] == [4, 8]
 
 
-def test_resume_with_another_steps_per_call_is_bit_identical(tmp_path):
+def test_resume_at_a_multiple_of_k_with_the_same_k_is_bit_identical(tmp_path):
+  """Convolutions, a gradient penalty and a lazy R1: the calls 0-4 and 4-8 compile to the
+  same programs whether or not the run stopped at 4, so the bits agree on any CPU."""
+  k4 = {"train.steps_per_call": 4}
+  full = train.train_and_evaluate(small_wgan_gp(**{**k4, "train.steps": 8}),
+                                  str(tmp_path / "full"))
+  wd = str(tmp_path / "parts")
+  train.train_and_evaluate(small_wgan_gp(**{**k4, "train.steps": 4}), wd)
+  resumed = train.train_and_evaluate(small_wgan_gp(**{**k4, "train.steps": 8}), wd)
+  chex.assert_trees_all_equal(full, resumed)
+  assert rows(tmp_path / "full") == rows(wd)
+
+
+def test_resume_with_another_steps_per_call_continues_the_run(tmp_path):
   full = train.train_and_evaluate(tiny_config(**{**EVERY, "train.steps": 12}),
                                   str(tmp_path / "full"))
   wd = str(tmp_path / "parts")
@@ -70,11 +85,11 @@ def test_resume_with_another_steps_per_call_is_bit_identical(tmp_path):
   assert int(part.step) == 6           # calls 0-4, then 4-6 (the end)
   resumed = train.train_and_evaluate(   # from the checkpoint at 6: calls 6-8, 8-10, 10-12
       tiny_config(**{**EVERY, "train.steps": 12, "train.steps_per_call": 2}), wd)
-  chex.assert_trees_all_equal(full, resumed)
+  chex.assert_trees_all_close(full, resumed, rtol=1e-5, atol=1e-6)
   parts = rows(wd)    # the first invocation also logged its last step, 6, so its row at 8
   assert [r["step"] for r in parts] == [4, 6, 8, 12]     # averages steps 7-8 only
-  assert ([r for r in rows(tmp_path / "full") if r["step"] != 8]
-          == [r for r in parts if r["step"] not in (6, 8)])
+  close_rows([r for r in rows(tmp_path / "full") if r["step"] != 8],
+             [r for r in parts if r["step"] not in (6, 8)])
 
 
 def test_call_sizes_end_at_multiples_of_k():
