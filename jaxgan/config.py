@@ -153,6 +153,11 @@ FIELDS: Dict[str, Field] = {
                                   "images (count x S x S x C bytes per process) exceed this: "
                                   "'8GB', '512MB', '2GiB' or a byte count",
                                   rule=_max_host_memory),
+    "data.on_device": Field(False, "hold the decoded dataset on the device (count x S x S "
+                            "x C bytes per device) and gather each batch there from the "
+                            "same seeded order: only int32 indices travel per call; "
+                            "bit-identical to False; one process, data in memory",
+                            resume=True),
     "data.image_key": Field("image", "TFDS feature holding the image"),
     "data.label_key": Field("label", "TFDS feature holding the label ('' for none; "
                             "'attributes/Blond_Hair' style for celeb_a)"),
@@ -247,9 +252,9 @@ FIELDS: Dict[str, Field] = {
                                   "in one program; the same training as 1 to float32 rounding; logging, "
                                   "grid, eval and checkpoint intervals must be multiples of it",
                                   resume=True, rule=GE1),
-    "train.call_loop": Field("auto", "steps_per_call > 1: scan (lax.scan, compiled once; "
-                             "bit-identical to one step per call), unroll (the K steps "
-                             "written out; equal to float32 rounding) or auto (scan)",
+    "train.call_loop": Field("auto", "steps_per_call > 1: scan (lax.scan, compiled once), "
+                             "unroll (the K steps written out) or auto (scan); either "
+                             "equals one step per call to float32 rounding",
                              resume=True,
                              rule=OneOf(("auto", "scan", "unroll"))),
     "train.dtype": Field("float32", "compute dtype of G and D: float32, bfloat16 (mixed "
@@ -262,6 +267,10 @@ FIELDS: Dict[str, Field] = {
     "train.cpu_conv": Field("auto", "CPU float32 convolutions: auto (oneDNN when it builds, "
                             "else XLA) | onednn | xla", resume=True,
                             rule=OneOf(("auto", "onednn", "xla"))),
+    "train.compile_cache": Field("auto", "JAX's persistent compilation cache "
+                                 "(jaxgan/compile_cache.py): auto (<JAXGAN_CACHE_DIR or "
+                                 "~/.cache/jaxgan>/xla), a directory, or off "
+                                 "(JAXGAN_COMPILE_CACHE=off also turns it off)", resume=True),
     "train.log_every": Field(100, "steps between log rows", resume=True, rule=GE1),
     "train.sample_every": Field(1000, "steps between sample grids (0: off)", resume=True,
                                 rule=GE0),

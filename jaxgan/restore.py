@@ -99,7 +99,8 @@ def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 
   from jaxgan.eval.inception_eval import write_stats  # pylint: disable=g-import-not-at-top
   config, gan, state = restore_for_sampling(workdir, which)
   apply_eval_overrides(config, overrides)
-  data = data_lib.load(config.data)
+  # a prepared (streamable) dataset: only eval.max_real_features images, spread over it
+  data = data_lib.open_for_eval(config.data, config.eval.max_real_features, say=_say)
   evaluator = Evaluator(config, data, log=_say, metrics=metrics)
   if not num_samples:
     num_samples = config.eval.inception_samples if evaluator.inception else 10_000

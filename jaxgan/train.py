@@ -24,6 +24,7 @@ from absl import logging
 
 from jaxgan import actions as actions_lib
 from jaxgan import checkpoint as ckpt_lib
+from jaxgan import compile_cache
 from jaxgan import data as data_lib
 from jaxgan import multistep
 from jaxgan import population as pop_lib
@@ -98,6 +99,11 @@ class Run:
     sharding.check_batch_size(config.data.batch_size, self.mesh)
     procs = (jax.process_index(), jax.process_count())
     self.data = data_lib.open_data(config.data, *procs, say=_say)   # in memory or streamed
+    self.on_device = None   # config.data.on_device: the data on the mesh, batches gathered there
+    if config.data.get("on_device", False):
+      from jaxgan.data import device  # pylint: disable=g-import-not-at-top
+      device.check(self.data, jax.process_count())
+      self.on_device = device.DeviceData(self.data, self.mesh, say=_say)
     self._build(procs)
     self._build_io(procs)
 
@@ -125,7 +131,7 @@ class Run:
                      out_shardings=(repl, repl), donate_argnums=0)
     # one compiled step per pattern of lazy regularizers (TrainStep.lazy_pattern)
     self._patterns = step.__self__.lazy_pattern
-    self._compiled = {}
+    self._compiled, self._said_compile = {}, False
     self._program, self._jit = program, compiled
     self.per_call = int(self.config.train.get("steps_per_call", 1))
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
@@ -133,9 +139,24 @@ class Run:
   def step_fn(self, state, batch, step: int):
     """The compiled train step for host step `step` (its lazy regularizers fixed)."""
     pattern = self._patterns(step)
-    if pattern not in self._compiled:
-      self._compiled[pattern] = self._jit(self._program(pattern), self.batch_axis)
-    return self._compiled[pattern](state, batch)
+    fn = self._compile(pattern, lambda: self._jit(self._program(pattern), self.batch_axis),
+                       state, batch)
+    return fn(state, batch)
+
+  def _compile(self, key, make, *args):
+    """The compiled program for `key` (made by `make()`, a jitted function), compiled
+    ahead of time for `args` so the first one's compile time can be said; from JAX's
+    persistent cache when an earlier process compiled it (jaxgan/compile_cache.py)."""
+    if key not in self._compiled:
+      with compile_cache.Timer() as total:
+        with compile_cache.Timer() as trace:
+          lowered = make().lower(*args)
+        self._compiled[key] = lowered.compile()
+      if not self._said_compile:
+        self._said_compile = True
+        _say(f"Compiled the first train call in {total.seconds:.1f} s (tracing and lowering "
+             f"{trace.seconds:.1f} s, XLA {total.seconds - trace.seconds:.1f} s){total.note()}.")
+    return self._compiled[key]
 
   def call(self, state, step: int):
     """The steps from `step` to the next multiple of train.steps_per_call (or the end) in
@@ -145,19 +166,18 @@ class Run:
       return (*self.step_fn(state, self.batch(step), step), 1)
     k = multistep.call_size(step, self.per_call, self.total)
     patterns = tuple(self._patterns(s) for s in range(step, step + k))
+    batches = self.batch(step, k)
     if not self.scan_calls:
-      key = ("call", k, patterns)
-      if key not in self._compiled:
-        fn = multistep.chain([self._program(p) for p in patterns], False)
-        self._compiled[key] = self._jit(fn, self.batch_axis + 1)
-      return (*self._compiled[key](state, self.batch(step, k)), k)
+      fn = self._compile(("call", k, patterns), lambda: self._jit(
+          multistep.chain([self._program(p) for p in patterns], False), self.batch_axis + 1),
+          state, batches)
+      return (*fn(state, batches), k)
     kinds = tuple(dict.fromkeys(patterns))   # each step's pattern, by a lax.switch index
-    key = ("scan", k, kinds)
-    if key not in self._compiled:
-      fn = multistep.scan_switch([self._program(p) for p in kinds])
-      self._compiled[key] = self._jit(fn, self.batch_axis + 1, extra=(None,))
     which = np.array([kinds.index(p) for p in patterns], np.int32)
-    return (*self._compiled[key](state, self.batch(step, k), which), k)
+    fn = self._compile(("scan", k, kinds), lambda: self._jit(
+        multistep.scan_switch([self._program(p) for p in kinds]), self.batch_axis + 1,
+        extra=(None,)), state, batches, which)
+    return (*fn(state, batches, which), k)
 
   def _build_io(self, procs):
     self.batches = [data_lib.make_batches(self.data, m.config.data.batch_size,
@@ -248,16 +268,21 @@ class Run:
 
   def batch(self, step: int, k: int = 0):
     """Step `step`'s batch on the mesh; with k > 0 the batches of steps step..step+k-1
-    stacked on a new leading axis (one transfer for a call of k steps)."""
+    stacked on a new leading axis (one transfer for a call of k steps). With
+    config.data.on_device only their int32 indices travel; the images are gathered there."""
     def host(s):
-      parts = [b.for_step(s) for b in self.batches]
+      parts = [({"indices": b.step_indices(s)} if self.on_device is not None else b.for_step(s))
+               for b in self.batches]
       return ({n: np.stack([p[n] for p in parts]) for n in parts[0]} if self.population
               else parts[0])
     if not k:
-      return sharding.put_batch(host(step), self.mesh, self.batch_axis)
-    many = [host(s) for s in range(step, step + k)]
-    return sharding.put_batch({n: np.stack([h[n] for h in many]) for n in many[0]},
-                              self.mesh, self.batch_axis + 1)
+      out, axis = host(step), self.batch_axis
+    else:
+      many = [host(s) for s in range(step, step + k)]
+      out, axis = {n: np.stack([h[n] for h in many]) for n in many[0]}, self.batch_axis + 1
+    if self.on_device is not None:
+      return self.on_device.gather(out["indices"], axis)
+    return sharding.put_batch(out, self.mesh, axis)
 
   def save(self, step: int, state, results: Optional[List[dict]], final: bool = False):
     """The whole state; in a population also each member evaluated now (or at the end)."""

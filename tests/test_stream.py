@@ -265,3 +265,50 @@ def test_tfds_streams_when_array_record_and_says_how_to_convert_otherwise(monkey
     batches.close()
   assert out["images"].shape == (2, 4, 8, 8, 1) and out["images"].dtype == np.uint8
   assert out["labels"].shape == (2, 4) and out["labels"].dtype == np.int32
+
+
+def test_mode_eval_on_a_prepared_directory_reads_only_the_reference(prepared, tmp_path,
+                                                                     monkeypatch, capsys):
+  """--mode eval reads eval.max_real_features images spread over a prepared directory,
+  never decoding all of it (issue 35); with at least as many as the data holds, they are
+  exactly the in-memory data."""
+  from jaxgan import restore, train  # pylint: disable=g-import-not-at-top
+  _, out = prepared
+  whole = records.load_prepared(out, 8, 3)
+  c = tiny_config(**{"data.folder": out, "data.image_size": 8, "data.channels": 3,
+                     "data.max_examples": 0, "data.batch_size": 8, "data.source": "memory",
+                     "train.steps": 2, "train.sample_every": 0, "train.tensorboard": False})
+  all_of_it = choose.open_for_eval(c.data, 100, say=lambda _: None)
+  np.testing.assert_array_equal(all_of_it.images, whole.images)
+  np.testing.assert_array_equal(all_of_it.labels, whole.labels)
+  assert all_of_it.name == whole.name and all_of_it.class_names == whole.class_names
+  wd = str(tmp_path / "run")
+  train.train_and_evaluate(c, wd)           # trained in memory; evaluation streams anyway
+  decoded = []
+  real_decode = records.decode
+  monkeypatch.setattr(records, "decode", lambda r, ch: (decoded.append(1), real_decode(r, ch))[1])
+  def no_whole(*a, **k):
+    raise AssertionError("--mode eval decoded the whole prepared directory")
+  monkeypatch.setattr(records, "load_prepared", no_whole)
+  capsys.readouterr()
+  result = restore.evaluate_checkpoint(
+      wd, num_samples=32, metrics="fd,kid,classes",
+      overrides=[("eval.max_real_features", "16"), ("eval.classifier_steps", "10"),
+                 ("eval.cache_dir", str(tmp_path / "cache")),
+                 ("eval.memorization_samples", "4")])
+  assert len(decoded) == 16                 # of 40: the reference sample only
+  assert "compares with 16 of the 40 images of prepared:out" in capsys.readouterr().out
+  assert result["step"] == 2 and result["dataset"] == "prepared:out"
+  assert np.isfinite(result["fd"]) and "kid_mean" in result and "classes_covered" in result
+  assert os.path.exists(os.path.join(wd, "eval.json"))
+
+
+def test_mode_eval_on_an_array_record_tfds_split_reads_only_the_reference(monkeypatch):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  c = tiny_config(**{"data.name": "mnist", "data.source": "stream", "data.image_size": 8,
+                     "data.batch_size": 4, "data.max_examples": 0}).data
+  monkeypatch.setattr(choose, "_can_stream", lambda *a: True)   # the mock reads as one
+  with tfds.testing.mock_data(num_examples=16):
+    ref = choose.open_for_eval(c, 5, say=lambda _: None)
+  assert ref.images.shape == (5, 8, 8, 1) and ref.labels.shape == (5,)
+  assert ref.num_classes == 10 and ref.name == "mnist"

@@ -181,6 +181,33 @@ def open_data(d, process_index: int = 0, process_count: int = 1,
   return data
 
 
+def open_for_eval(d, max_real: int, say: Callable[[str], None] = print) -> sources.ImageData:
+  """The real images `--mode eval` compares with. Data that can stream (a prepared
+  directory; an array_record TFDS split the run would stream) is not decoded whole: only
+  `max_real` (eval.max_real_features) examples spread evenly over it are read
+  (`StreamedData.reference`, as evaluation during a streamed run does), so memory is
+  bounded by eval.max_real_features, not the dataset; with at most that many examples
+  they are all of them, in order (the same data as decoding it whole). A data.subset, and
+  any other source, is loaded as training loads it."""
+  kind = _kind(d)
+  if d.subset or kind not in ("prepared", "tfds"):
+    return sources.load(d)
+  if kind == "tfds":
+    try:
+      if plan(d)[0] != "stream":
+        return sources.load(d)
+    except UserError:   # cannot stream (not array_record): decoded whole, as before
+      return sources.load(d)
+    data = _tfds_stream(d, 0, 1)
+  else:
+    data = stream.prepared_data(d.folder, d.image_size, d.channels, d.max_examples,
+                                labelled=bool(d.label_key))
+  ref = data.reference(max_real)
+  say(f"Evaluation compares with {len(ref.images)} of the {data.count} images of {data.name}"
+      ", read spread evenly over it (config.eval.max_real_features).")
+  return ref
+
+
 def make_batches(data: Data, batch_size: int, n_critic: int, seed: int,
                  process_index: int = 0, process_count: int = 1):
   """`Batches` for data in memory, `StreamBatches` for streamed data: the same batches."""

@@ -69,5 +69,11 @@ class Batches:
     parts = [self.batch(step * self.n_critic + i) for i in range(self.n_critic)]
     return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
 
+  def step_indices(self, step: int) -> np.ndarray:
+    """int32 [k, B]: the rows of `data` that for_step(step) gathers (config.data.on_device
+    gathers them on the device instead: jaxgan/data/device.py)."""
+    return np.stack([self.sampler.indices(step * self.n_critic + i)
+                     for i in range(self.n_critic)]).astype(np.int32)
+
   def epoch_of_step(self, step: int) -> float:
     return step * self.n_critic / self.sampler.batches_per_epoch
