@@ -9,6 +9,7 @@ peers' format (../shared/bench/peers/common.py).
   python -m jaxgan.bench --population 8 --model wgan_gp28      # 8 vmapped runs vs 8 single
   python -m jaxgan.bench --convs --model dcgan64   # each convolution of the step: oneDNN vs XLA
   python -m jaxgan.bench --model dcgan64 --cpu-conv xla          # XLA's own CPU convolutions
+  python -m jaxgan.bench --model wgan_gp28 --calls   # + FLOPs/iteration, FLOP/s, % of peak
 
 The pinned models (../shared/bench/MODELS.md) are built from the project's own configs and
 modules; only the optimizer settings are pinned (Adam 2e-4, betas (0.5, 0.999), eps 1e-8).
@@ -240,6 +241,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--call_loop", default="auto", choices=("auto", "unroll", "scan"))
   p.add_argument("--calls", action="store_true", help="time through bench_calls even at "
                  "1 step per call in float32 (no ../shared harness needed)")
+  p.add_argument("--no_flops", action="store_true", help="skip the FLOP count (one extra "
+                 "compilation per model and dtype)")
+  p.add_argument("--peak_tflops", type=float, default=0.0, help="peak TFLOP/s of one device "
+                 "for the %% of peak (default: jaxgan/bench_flops.py's table; none on CPU)")
   p.add_argument("--out", default="", help="append the JSON records to this file")
   return p
 
@@ -276,13 +281,28 @@ def _run_population(args, models, emit, log):
           "sequential runs", file=sys.stderr)
 
 
+def jax_device_kind() -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.devices()[0].device_kind
+
+
 def _run_models(args, models, emit, log, records, peer_names):
   """jaxgan's step per model, with the PyTorch/Keras peers and a ratio table."""
   common = _common(args.peers_dir)
+  from jaxgan import bench_flops  # pylint: disable=g-import-not-at-top
   for m in models:
     log(f"{m}: jaxgan")
-    emit(bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
-                     args.num_devices, log=log))
+    rec = bench_model(m, common, args.seconds, args.repeats, args.warmup_seconds,
+                      args.num_devices, log=log)
+    if not args.no_flops:   # FLOPs of one iteration (XLA's cost analysis) and FLOP/s
+      rec = bench_flops.add_rates({**rec, "s_per_step_median": rec["s_per_iter_median"],
+                                   "dtype": "float32", "steps_per_call": 1,
+                                   "device": jax_device_kind()},
+                                  bench_flops.step_flops(m, "float32", pinned_config),
+                                  args.peak_tflops)
+      print(f"# {m}: {rec['flops'] / 1e9:.3f} GFLOP per iteration, "
+            f"{rec['flop_per_s'] / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    emit(rec)
     if args.peers:
       for rec in run_peers(m, os.path.abspath(args.peers_dir), args.seconds, log, peer_names):
         emit(rec)
@@ -297,6 +317,22 @@ def _run_models(args, models, emit, log, records, peer_names):
         ratio = r["s_per_iter_median"] / mine["s_per_iter_median"]
         print(f"| {m} | {r['peer']} | {r['s_per_iter_median']:.4f} | {ratio:.2f}x |",
               file=sys.stderr)
+
+
+def _run_calls(args, models, emit, log):
+  """bench_calls per model, then the FLOPs table (FLOPs per iteration from XLA's cost
+  analysis of the one-step program, FLOP/s, % of peak: jaxgan/bench_flops.py)."""
+  from jaxgan import bench_flops  # pylint: disable=g-import-not-at-top
+  from jaxgan.bench_calls import bench_calls  # pylint: disable=g-import-not-at-top
+  records = []
+  for m in models:
+    for rec in bench_calls(m, args.steps_per_call, args.dtype, args.call_loop, args.seconds,
+                           args.repeats, pinned_config, log, flops=not args.no_flops,
+                           peak_tflops=args.peak_tflops):
+      records.append(rec)
+      emit(rec)
+  if not args.no_flops:
+    print("\n" + "\n".join(bench_flops.table(records)), file=sys.stderr)
 
 
 def main(argv=None):
@@ -333,11 +369,7 @@ def main(argv=None):
     p.error("--model celeba64 has no peer spec; time it with --calls, --steps_per_call "
             "or --dtype")
   if args.steps_per_call > 1 or args.dtype != "float32" or args.calls:
-    from jaxgan.bench_calls import bench_calls  # pylint: disable=g-import-not-at-top
-    for m in models:
-      for rec in bench_calls(m, args.steps_per_call, args.dtype, args.call_loop,
-                             args.seconds, args.repeats, pinned_config, log):
-        emit(rec)
+    _run_calls(args, models, emit, log)
   elif args.convs:
     from jaxgan.bench_convs import bench_convs  # pylint: disable=g-import-not-at-top
     for m in models:

@@ -9,7 +9,9 @@ call (jaxgan/multistep.py) in float32, then K steps per call in the chosen dtype
 the settings in turn in every repeat so that all see the same machine. Batches are random images already on the device (one
 [K, n_critic, B, ...] array per call): what is timed is dispatch plus compute, the part
 that steps_per_call and bfloat16 change. Needs no ../shared harness (for GPU machines).
-Prints one JSON record per setting and the ratio on stderr.
+Prints one JSON record per setting and the ratio on stderr; with `flops`, also the FLOPs
+of one iteration from XLA's cost analysis, the FLOP/s reached and, on a GPU or TPU (or
+with a peak given), the fraction of the device's peak (jaxgan/bench_flops.py).
 """
 from __future__ import annotations
 
@@ -73,8 +75,10 @@ def settings_for(per_call: int, dtype: str) -> list:
 
 
 def bench_calls(model: str, per_call: int, dtype: str, loop: str, seconds: float,
-                repeats: int, make_config, log=print) -> list:
-  """One record per setting of `settings_for`, the settings timed in turn each repeat."""
+                repeats: int, make_config, log=print, *, flops: bool = False,
+                peak_tflops: float = 0.0) -> list:
+  """One record per setting of `settings_for`, the settings timed in turn each repeat;
+  with `flops`, each with FLOPs per iteration and FLOP/s (`_add_flops`)."""
   settings = settings_for(per_call, dtype)
   boxes = []
   for k, dt in settings:
@@ -105,4 +109,29 @@ def bench_calls(model: str, per_call: int, dtype: str, loop: str, seconds: float
     log(f"{model}: {rec['steps_per_call']} steps/call in {rec['dtype']}: "
         f"{rec['steps_per_s']:.1f} steps/s against {out[0]['steps_per_s']:.1f} at 1 step/call "
         f"in float32 ({rec['speedup_vs_1_float32']:.2f}x)")
+  if flops:
+    _add_flops(out, model, make_config, peak_tflops, log)
   return out
+
+
+def _add_flops(records, model: str, make_config, peak_tflops: float, log) -> None:
+  """FLOPs per iteration (one costing per dtype: they do not depend on the steps per call,
+  see jaxgan/bench_flops.py) and the rates, added to the records after all timing."""
+  from jaxgan import bench_flops  # pylint: disable=g-import-not-at-top
+  per_dtype = {}
+  for rec in records:
+    if rec["dtype"] not in per_dtype:
+      try:
+        per_dtype[rec["dtype"]] = bench_flops.step_flops(model, rec["dtype"], make_config)
+      except Exception as e:  # pylint: disable=broad-except  # keep the timings measured
+        log(f"{model}: costing the {rec['dtype']} step failed: {e!r}")
+        per_dtype[rec["dtype"]] = {"flops": None}
+    bench_flops.add_rates(rec, per_dtype[rec["dtype"]], peak_tflops)
+    if rec.get("flops") is None:
+      log(f"{model}: no FLOP count from XLA's cost analysis on this backend")
+      continue
+    share = (f", {100 * rec['peak_fraction']:.2f}% of peak ({rec['peak_source']})"
+             if "peak_fraction" in rec else "")
+    log(f"{model}: {rec['steps_per_call']} steps/call in {rec['dtype']}: "
+        f"{rec['flops'] / 1e9:.3f} GFLOP/iteration, {rec['flop_per_s'] / 1e9:.1f} GFLOP/s"
+        + share)
