@@ -271,8 +271,11 @@ def _train_mode(workdir):
 
 def _compile_cache_setting(workdir: str) -> str:
   """config.train.compile_cache of the config being trained, else of the stored run."""
-  if FLAGS.config is not None:
-    return FLAGS.config.train.get("compile_cache", "auto")
+  if FLAGS.config is not None:   # not validated yet: a malformed config is reported later
+    try:
+      return str(FLAGS.config["train"]["compile_cache"])
+    except (KeyError, TypeError, AttributeError):
+      return "auto"
   try:
     with open(os.path.join(workdir, "config.json")) as f:
       return json.load(f).get("train", {}).get("compile_cache", "auto")
