@@ -190,6 +190,31 @@ def test_a_run_written_before_the_config_and_state_layout_changed_resumes(tmp_pa
                                  atol=1e-7)
 
 
+def test_a_run_written_before_the_package_moved_into_layers_resumes_bit_exactly(tmp_path):
+  """tests/data/main_run was written by the code of commit 1196f37, before issue 36 moved
+  the modules into role-named folders (conditional MLP, EMA, lazy R1, ADA): resumed at
+  step 2 by today's code, it ends at step 4 exactly where that code's uninterrupted run
+  ended (tests/data/make_main_run.py wrote both)."""
+  import shutil
+  from jaxgan.config import config_from_dict
+  here = os.path.dirname(os.path.abspath(__file__))
+  wd = str(tmp_path / "main_run")
+  shutil.copytree(os.path.join(here, "data", "main_run"), wd)
+  c = config_from_dict(json.load(open(os.path.join(wd, "config.json"))))
+  c.train.steps = 4
+  state = train.train_and_evaluate(c, wd)
+  assert int(state.step) == 4
+  ref = np.load(os.path.join(here, "data", "main_run_step4_params.npz"))
+  seen = set()
+  for name, tree in (("g", state.g.params), ("ema", state.ema), ("d", state.d.params),
+                     ("augment", state.augment), ("reg", state.reg)):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      key = name + jax.tree_util.keystr(path)
+      np.testing.assert_array_equal(np.asarray(leaf), ref[key], err_msg=key)
+      seen.add(key)
+  assert seen == set(ref.files)
+
+
 def test_a_finished_run_given_fewer_steps_says_so(tmp_path, capsys):
   c = tiny_config(**{"train.steps": 2, "train.checkpoint_every": 2, "train.sample_every": 0})
   train.train_and_evaluate(c, str(tmp_path))
