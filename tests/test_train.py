@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxgan import sampling, stopping, train
+from jaxgan.eval import sampling
+from jaxgan.run import stopping, train
 from tests.conftest import tiny_config
 
 
@@ -112,7 +113,7 @@ def test_conditional_run_and_sampling(tmp_path):
 def test_conditional_grid_keeps_z_fixed_along_rows():
   import jax
   from configs import gan as gan_cfg
-  from jaxgan import state as state_lib
+  from jaxgan.core import state as state_lib
   c = gan_cfg.get_config()
   c.model.conditioning = "concat"
   gan, _ = state_lib.create(c, (28, 28, 1), 10)
@@ -125,7 +126,7 @@ def test_conditional_grid_keeps_z_fixed_along_rows():
 
 def test_cgan_configs_build():
   from configs import cgan
-  from jaxgan import state as state_lib
+  from jaxgan.core import state as state_lib
   for variant, shape, classes in (("concat", (28, 28, 1), 10), ("projection", (28, 28, 1), 10),
                                   ("acgan", (28, 28, 1), 10), ("celeba_blond", (64, 64, 3), 2)):
     c = cgan.get_config(variant)
@@ -157,7 +158,7 @@ def test_dcgan_on_a_folder_of_images(tmp_path):
 
 
 def test_tensorboard_holds_scalars_images_and_histograms(tmp_path):
-  from jaxgan.writers import read_tensorboard
+  from jaxgan.run.writers import read_tensorboard
   train.train_and_evaluate(tiny_config(), str(tmp_path))
   tags = read_tensorboard(str(tmp_path / "tensorboard"))
   for tag in ("d_loss", "g_loss", "d_x", "d_g_z", "steps_per_s", "lr_g", "lr_d",

@@ -8,9 +8,10 @@ import pytest
 from flax import nnx
 
 from configs import wgan_gp as wgan_gp_cfg
-from jaxgan.losses import LOSSES
-from jaxgan.regularizers import REGULARIZERS
-from jaxgan import rng, state as state_lib, train_step as ts
+from jaxgan.core.losses import LOSSES
+from jaxgan.core.regularizers import REGULARIZERS
+from jaxgan.base import rng
+from jaxgan.core import state as state_lib, train_step as ts
 from tests.conftest import tiny_config
 
 
@@ -221,7 +222,7 @@ def test_conditional_methods_train(method):
 
 
 def test_gradient_penalty_is_taken_wrt_the_image_only(monkeypatch):
-  from jaxgan.regularizers import REGULARIZERS
+  from jaxgan.core.regularizers import REGULARIZERS
   seen = []
   original = REGULARIZERS.get("gp")
   def spy(ctx):
