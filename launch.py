@@ -271,13 +271,17 @@ def _train_mode(workdir):
 
 def _compile_cache_setting(workdir: str) -> str:
   """config.train.compile_cache of the config being trained, else of the stored run."""
+  from jaxgan.config import FIELDS  # pylint: disable=g-import-not-at-top
+  default = FIELDS["train.compile_cache"].default
   if FLAGS.config is not None:
-    return FLAGS.config.train.get("compile_cache", "auto")
+    # A get_config() that returned a plain dict is refused by validation, with its fix.
+    train_cfg = getattr(FLAGS.config, "train", None)
+    return train_cfg.get("compile_cache", default) if train_cfg is not None else default
   try:
     with open(os.path.join(workdir, "config.json")) as f:
-      return json.load(f).get("train", {}).get("compile_cache", "auto")
+      return json.load(f).get("train", {}).get("compile_cache", default)
   except (OSError, ValueError):
-    return "auto"
+    return default
 
 
 def _main(argv):
