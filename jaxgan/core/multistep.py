@@ -39,7 +39,7 @@ INTERVALS = ("train.log_every", "train.checkpoint_every", "train.sample_every", 
 
 def check(config) -> None:
   """Refuses intervals that a call of K steps would step over."""
-  k = int(config.train.get("steps_per_call", 1))
+  k = int(config.train.steps_per_call)
   if k == 1:
     return
   for name in INTERVALS:
@@ -53,7 +53,7 @@ def check(config) -> None:
 
 
 def resolved_loop(config) -> str:
-  loop = config.train.get("call_loop", "auto")
+  loop = config.train.call_loop
   return "scan" if loop == "auto" else loop
 
 

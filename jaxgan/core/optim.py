@@ -45,7 +45,7 @@ def projection(cfg, penalty: str = "none", clip_value: float = 0.0):
   `cfg.clip > 0` (or the older `config.penalty="clip"` shorthand with `clip_value`) clips
   every weight into [-c, c]: the original WGAN's Lipschitz constraint (Arjovsky et al.
   2017), as optax's L-infinity ball projection."""
-  c = float(cfg.get("clip", 0.0)) or (float(clip_value) if penalty == "clip" else 0.0)
+  c = float(cfg.clip) or (float(clip_value) if penalty == "clip" else 0.0)
   if c <= 0:
     return None
   return lambda params: optax.projections.projection_linf_ball(params, scale=c)

@@ -28,7 +28,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 
 
 def dtype_of(config) -> Any:
-  return DTYPES[config.train.get("dtype", "float32")]
+  return DTYPES[config.train.dtype]
 
 
 def cast(tree, dtype):

@@ -123,7 +123,7 @@ def _check_target(s: Schedule, config, reg_names) -> None:
 def resolve(config) -> List[Schedule]:
   """The config's schedules, checked (raises UserError naming the entry and the fix)."""
   from jaxgan.core import regularizers  # pylint: disable=g-import-not-at-top
-  out = [_entry(raw, i) for i, raw in enumerate(config.get("schedules", ()))]
+  out = [_entry(raw, i) for i, raw in enumerate(config.schedules)]
   reg_names = [e.name for e in regularizers.resolve(config)] if out else []
   targets = [s.target for s in out]
   for s in out:

@@ -40,30 +40,6 @@ def metric_prefix(loss: Loss) -> str:
   return "c" if loss.critic else "d"
 
 
-def validate(config, gan: GAN) -> Loss:
-  """Rejects loss/regularizer/model combinations that would silently train the wrong thing."""
-  loss = LOSSES.get(config.loss)
-  lab = config.labels
-  if not loss.uses_targets and (lab.smoothing or lab.noise or lab.flip):
-    raise ValueError(
-        f"Label smoothing/noise/flipping (config.labels) has no meaning for loss "
-        f"{config.loss!r}; use it with one of: "
-        f"{', '.join(n for n in LOSSES.names() if LOSSES.get(n).uses_targets)}.")
-  for e in gan.regularizers:
-    if e.reg.per_example and config.model.d_norm == "batch" and config.model.arch != "mlp":
-      raise ValueError(
-          f"Regularizer {e.name!r} needs per-example input gradients, but the "
-          "discriminator uses BatchNorm, which couples the examples of a batch. Set "
-          "config.model.d_norm='layer' or 'none' (Gulrajani et al. 2017, sec. 4).")
-  if config.train.n_critic < 1:
-    raise ValueError(f"config.train.n_critic must be >= 1, got {config.train.n_critic}.")
-  if config.train.critic_loop not in ("unroll", "scan"):
-    raise ValueError(f"config.train.critic_loop must be 'unroll' or 'scan', got "
-                     f"{config.train.critic_loop!r}.")
-  augment.pipeline(config.augment.policy)  # unknown names fail here, listing valid ones
-  return loss
-
-
 def discriminator_path(gan: GAN, policy: str, settings=None):
   """The one function every D evaluation of the step goes through (real and generated
   batches, regularizer inputs, the G update): D(augment(x)) in training mode.
@@ -108,7 +84,7 @@ def _apply(tx, project, net: NetState, grads, stats) -> NetState:
 def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[TrainState, Metrics]]:
   """Returns the (uncompiled) pure train step for `gan` under `config`. Applies
   `config.train.cpu_conv` (process-wide, read when the step is traced)."""
-  convs.set_cpu_conv(config.train.get("cpu_conv", "auto"))
+  convs.set_cpu_conv(config.train.cpu_conv)
   return TrainStep(gan, config).__call__
 
 
@@ -118,14 +94,15 @@ class TrainStep:
   TrainState it is given and returns."""
 
   def __init__(self, gan: GAN, config):
-    self.gan, self.loss = gan, validate(config, gan)
+    # The config was validated (jaxgan/run/validate.py) before anything was built.
+    self.gan, self.loss = gan, LOSSES.get(config.loss)
     self.run_d = discriminator_path(gan, config.augment.policy, config.augment)
     self.ada = adaptive.schedule_of(config)
     self.schedules = schedules.resolve(config)
     self.halflife = schedules.uses_halflife(config, self.schedules)
     self.batch = int(config.data.batch_size)
-    self.ema_start = int(config.get("ema_start", 0))
-    self.rampup = float(config.get("ema_rampup", 0.0))
+    self.ema_start = int(config.ema_start)
+    self.rampup = float(config.ema_rampup)
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1

@@ -16,7 +16,7 @@ import abc
 import dataclasses
 import functools
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +30,39 @@ from jaxgan.core import state as state_lib
 NonFiniteError = errors.NonFiniteError
 
 
+class MemberView(Protocol):
+  """One trial of the run as the actions see it (train.Member): its name ('' for a single
+  run), config, directory and metric writer."""
+  name: str
+  config: Any
+  workdir: str
+  writer: Any     # jaxgan.run.writers.MetricWriter
+
+
+class RunView(Protocol):
+  """All the actions may know of the training run (train.Run implements it): what it
+  trains, who writes, and the three things they ask of it."""
+  gan: state_lib.GAN
+  config: Any
+  members: Sequence[MemberView]
+  population: bool    # the state and metrics stack the members on a leading axis
+  is_main: bool       # this process writes files
+  total: int          # config.train.steps
+
+  def epoch(self, member: int, step: int) -> float:
+    """Epochs of member `member`'s data seen after `step` steps."""
+
+  def latest_checkpoint(self) -> Optional[int]:
+    """The step of the newest checkpoint, or None."""
+
+  def save(self, step: int, state, evals: Optional[List[dict]], final: bool) -> None:
+    """Checkpoints `state` at `step` (with its evaluations, for the best checkpoint)."""
+
+
 @dataclasses.dataclass
 class Loop:
-  """What the actions share: the run (see train.Run), the metric window, results."""
-  run: Any
+  """What the actions share: the run, the metric window, results."""
+  run: RunView
   start: int
   window: List = dataclasses.field(default_factory=list)   # (step, host metrics), checked
   pending: List = dataclasses.field(default_factory=list)  # (step, device metrics, k)
@@ -70,7 +99,7 @@ class Loop:
           self._nonfinite(step, ", ".join(bad), member.name)
 
   def _nonfinite(self, step, what, member):
-    latest = self.run.ckpt.latest_step()
+    latest = self.run.latest_checkpoint()
     kept = (f"the latest checkpoint (step {latest}) holds the last good state"
             if latest is not None else "no checkpoint had been written yet")
     who = f" in population member {member}" if member else ""
@@ -173,7 +202,7 @@ class LogMetrics(Action):
     self.t_last, self.steps_last = now, step
     for i, member in enumerate(loop.run.members):
       ms = [loop.member_metrics(m, i) for _, m in loop.window]
-      row = {"epoch": round(loop.run.batches[i].epoch_of_step(step), 4)}
+      row = {"epoch": round(loop.run.epoch(i, step), 4)}
       row.update({k: float(np.mean([m[k] for m in ms])) for k in ms[-1]
                   if k != "params_finite" and not k.startswith("hist_")})
       row.update(steps_per_s=rate)
@@ -196,7 +225,7 @@ class SampleGrids(Action):
   """Every `every` steps (and at steps 0 and the end): each member's fixed-noise grid as
   DIR/samples/step_NNNNNNN.png and in TensorBoard."""
 
-  def __init__(self, every: int, run):
+  def __init__(self, every: int, run: RunView):
     self.every, self.done = every, set()
     gan = run.gan
     self.gen = sampling.generator_fn(gan)
@@ -276,7 +305,7 @@ class Checkpoint(Action):
     self.run(loop, step, state, final=True)
 
 
-def default_actions(run, start: int, evaluator, say) -> List[Action]:
+def default_actions(run: RunView, start: int, evaluator, say) -> List[Action]:
   cfg = run.config.train
   progress = Progress(run.total, start) if cfg.progress and run.is_main else None
   actions: List[Action] = [progress] if progress else []

@@ -75,7 +75,8 @@ class Member:
 
 class Run:
   """What one training job holds: a single run, or a population (trials != None) whose
-  states are stacked and stepped by one vmapped or unrolled program."""
+  states are stacked and stepped by one vmapped or unrolled program. The loop's actions
+  see it through `actions.RunView`."""
 
   def __init__(self, config, workdir: str, trials: Optional[List[dict]] = None):
     self.config, self.workdir, self.trials = config, workdir, trials
@@ -94,7 +95,7 @@ class Run:
     procs = (jax.process_index(), jax.process_count())
     self.data = data_lib.open_data(config.data, *procs, say=_say)   # in memory or streamed
     self.on_device = None   # config.data.on_device: the data on the mesh, batches gathered there
-    if config.data.get("on_device", False):
+    if config.data.on_device:
       from jaxgan.data import device  # pylint: disable=g-import-not-at-top
       device.check(self.data, jax.process_count())
       self.on_device = device.DeviceData(self.data, self.mesh, say=_say)
@@ -104,9 +105,9 @@ class Run:
   def _build(self, procs):
     built = [setup(m.config, self.data) for m in self.members]
     self.gan = built[0][0]
-    step = ts.make_train_step(self.gan, self.config)  # validates loss/regularizers/model
-    for m in self.members[1:]:
-      ts.validate(m.config, self.gan)
+    for m in self.members[1:]:   # the first is self.config, validated before the data
+      validate_lib.validate(m.config)
+    step = ts.make_train_step(self.gan, self.config)
     states = [s for _, s in built]
     repl = sharding.replicated(self.mesh)
     self.batch_axis = 2 if self.population else 1
@@ -127,7 +128,7 @@ class Run:
     self._patterns = step.__self__.lazy_pattern
     self._compiled, self._said_compile = {}, False
     self._program, self._jit = program, compiled
-    self.per_call = int(self.config.train.get("steps_per_call", 1))
+    self.per_call = int(self.config.train.steps_per_call)
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 
   def step_fn(self, state, batch, step: int):
@@ -277,6 +278,12 @@ class Run:
     if self.on_device is not None:
       return self.on_device.gather(out["indices"], axis)
     return sharding.put_batch(out, self.mesh, axis)
+
+  def epoch(self, member: int, step: int) -> float:
+    return self.batches[member].epoch_of_step(step)
+
+  def latest_checkpoint(self) -> Optional[int]:
+    return self.ckpt.latest_step()
 
   def save(self, step: int, state, results: Optional[List[dict]], final: bool = False):
     """The whole state; in a population also each member evaluated now (or at the end)."""

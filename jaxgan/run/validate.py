@@ -73,7 +73,7 @@ def _data(c):
     raise UserError(f"config.data.source='stream' cannot stream: {what}; set "
                     "config.data.source='auto' or 'memory', or name a prepared directory "
                     "(config.data.folder) or an array_record TFDS dataset (config.data.name).")
-  if d.get("on_device", False) and d.source == "stream":
+  if d.on_device and d.source == "stream":
     raise UserError("config.data.on_device=True needs the dataset in memory, but "
                     "config.data.source='stream' reads it from disk; set "
                     "config.data.on_device=False, or config.data.source='memory'.")
