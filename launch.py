@@ -6,7 +6,7 @@
 
 A mistake the user can fix (a bad config value, a missing file, a workdir in use) ends in
 one line on stderr, `error: ...`, and exit code 2 (`--debug` shows the traceback); a run
-stopped by SIGTERM/SIGINT saves a checkpoint and exits with 75 (jaxgan/errors.py).
+stopped by SIGTERM/SIGINT saves a checkpoint and exits with 75 (jaxgan/base/errors.py).
 """
 import ast
 import json
@@ -39,7 +39,7 @@ flags.DEFINE_string("checkpoint", "latest", "sample/eval modes: 'latest', 'best'
 flags.DEFINE_string("labels", "even", "sample mode, conditional models: 'even' (all classes "
                     "in turn) or a class index.")
 flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
-                    "(jaxgan/metrics: fd, kid, pr, dc, classes, ppl, fid_inception, is, "
+                    "(jaxgan/eval/metrics: fd, kid, pr, dc, classes, ppl, fid_inception, is, "
                     "kid_inception, pr_inception) or 'all' (Inception ones when "
                     "--config.eval.inception_weights is set).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
@@ -118,7 +118,7 @@ def _check_overrides(argv):
   """Every --config.FIELD=VALUE names a schema field and parses as its type, before absl
   and ml_collections parse them (their errors are tracebacks)."""
   from jaxgan.config import all_fields  # pylint: disable=g-import-not-at-top
-  from jaxgan.errors import did_you_mean  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import did_you_mean  # pylint: disable=g-import-not-at-top
   fields = all_fields()
   for i, a in enumerate(argv):
     if not a.startswith("--config.") or a.startswith("--config.help"):
@@ -196,7 +196,7 @@ def parse_flags(argv):
 
 
 def main(argv):
-  from jaxgan import errors  # pylint: disable=g-import-not-at-top
+  from jaxgan.base import errors  # pylint: disable=g-import-not-at-top
   try:
     return _main(argv)
   except errors.UserError as e:
@@ -219,7 +219,7 @@ def main(argv):
 
 
 def _checkpoint_choice(text: str) -> str:
-  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   if text in ("latest", "best") or text.isdigit():
     return text
   raise UserError(f"--checkpoint={text!r}: takes 'latest', 'best' or a step number.")
@@ -227,8 +227,8 @@ def _checkpoint_choice(text: str) -> str:
 
 def _train_mode(workdir):
   """--mode train: one run, a sweep, seeds, a population, or a part of a sweep."""
-  from jaxgan import train, validate  # pylint: disable=g-import-not-at-top
-  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import train, validate  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   if FLAGS.config is None:
     raise UserError("--config is required to train, e.g. --config configs/gan.py")
   if FLAGS.sweep and FLAGS.seeds:
@@ -241,12 +241,12 @@ def _train_mode(workdir):
   parted = FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
   trials = None
   if FLAGS.sweep or FLAGS.seeds:
-    from jaxgan import sweep  # pylint: disable=g-import-not-at-top
+    from jaxgan.run import sweep  # pylint: disable=g-import-not-at-top
     trials = (sweep.seeds(sweep.parse_seeds(FLAGS.seeds)) if FLAGS.seeds else
               sweep.load_trials(config_flags.get_config_filename(FLAGS["config"])))
     sweep.check_trials(FLAGS.config, trials)
     if FLAGS.population:
-      from jaxgan import population  # pylint: disable=g-import-not-at-top
+      from jaxgan.run import population  # pylint: disable=g-import-not-at-top
       population.check(trials)
   if trials is not None:
     if FLAGS.population:
@@ -271,29 +271,31 @@ def _train_mode(workdir):
 
 def _compile_cache_setting(workdir: str) -> str:
   """config.train.compile_cache of the config being trained, else of the stored run."""
-  if FLAGS.config is not None:   # not validated yet: a malformed config is reported later
-    try:
-      return str(FLAGS.config["train"]["compile_cache"])
-    except (KeyError, TypeError, AttributeError):
-      return "auto"
+  from jaxgan.config import FIELDS  # pylint: disable=g-import-not-at-top
+  default = FIELDS["train.compile_cache"].default
+  if FLAGS.config is not None:
+    # A get_config() that returned a plain dict is refused by validation, with its fix.
+    train_cfg = getattr(FLAGS.config, "train", None)
+    return train_cfg.get("compile_cache", default) if train_cfg is not None else default
   try:
     with open(os.path.join(workdir, "config.json")) as f:
-      return json.load(f).get("train", {}).get("compile_cache", "auto")
+      return json.load(f).get("train", {}).get("compile_cache", default)
   except (OSError, ValueError):
-    return "auto"
+    return default
 
 
 def _main(argv):
-  from jaxgan.errors import UserError  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}; flags start with --.")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
-  from jaxgan import runtime  # pylint: disable=g-import-not-at-top
-  runtime.tune_host_allocator()  # before the first big host allocation
+  from jaxgan.cpu import allocator  # pylint: disable=g-import-not-at-top
+  allocator.tune_host_allocator()  # before the first big host allocation
   init_distributed()
-  from jaxgan import restore, sampling  # pylint: disable=g-import-not-at-top
-  from jaxgan import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import restore  # pylint: disable=g-import-not-at-top
+  from jaxgan.eval import sampling  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
@@ -308,7 +310,7 @@ def _main(argv):
     if FLAGS.num_samples < 1:
       raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
     _checkpoint_choice(FLAGS.checkpoint)
-  from jaxgan import compile_cache  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import compile_cache  # pylint: disable=g-import-not-at-top
   compile_cache.enable(_compile_cache_setting(workdir))
   if FLAGS.mode == "train":
     _train_mode(workdir)
@@ -319,20 +321,20 @@ def _main(argv):
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
   elif FLAGS.mode == "latent":
-    from jaxgan import latent  # pylint: disable=g-import-not-at-top
+    from jaxgan.eval import latent  # pylint: disable=g-import-not-at-top
     _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     label = None
     if FLAGS.labels not in ("", "even", "all"):
       label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
     paths = latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label)
     if gan.style_based:   # W: truncation strip, style-mixing grid, interpolation
-      from jaxgan import style_latent  # pylint: disable=g-import-not-at-top
+      from jaxgan.eval import style_latent  # pylint: disable=g-import-not-at-top
       paths.update(style_latent.explore(gan, state, workdir, seed=FLAGS.sample_seed,
                                         label=label))
     for path in paths.values():
       print(f"Wrote {path}")
   elif FLAGS.mode == "report":
-    from jaxgan import report  # pylint: disable=g-import-not-at-top
+    from jaxgan.eval import report  # pylint: disable=g-import-not-at-top
     print(f"Wrote {report.build(workdir)}")
   else:
     num = FLAGS.num_samples if FLAGS["num_samples"].present else 0

@@ -56,6 +56,6 @@ def get_config(variant: str = "fashion"):
 
 def sweep():
   """`--sweep`: learning rates x seeds (all population-compatible: add --population)."""
-  from jaxgan import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
   return sweep_lib.product(**{"optim.g.lr": [1e-4, 2e-4], "optim.d.lr": [1e-4, 2e-4],
                               "seed": [0, 1, 2]})

@@ -86,7 +86,7 @@ def _fashion_dcgan(conditional: bool):
   c.ema_decay = 0.999
   if conditional:
     # Projection D (Miyato & Koyama 2018) and a class embedding in G; evaluation samples
-    # every class equally (jaxgan/sampling.make_labels).
+    # every class equally (jaxgan/eval/sampling.make_labels).
     c.model.conditioning = "projection"
   c.train.steps = 30_000   # about 20 minutes on the 2-core CPU
   # Both learning rates anneal to 1e-5 over the run (cosine), as R3GAN's schedules do.

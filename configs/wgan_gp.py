@@ -60,6 +60,6 @@ def get_config(variant: str = "default"):
 
 def sweep():
   """`--sweep`: critic learning rate x gradient-penalty weight x seeds."""
-  from jaxgan import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
   return sweep_lib.product(**{"optim.d.lr": [1e-4, 2e-4], "penalty_weight": [5.0, 10.0],
                               "seed": [0, 1]})

@@ -5,83 +5,23 @@
 not change what is computed), which may differ between the members of a population
 (`population=True`: scalars the step reads from the state, not from the compiled program),
 and the documentation (`describe`). Each architecture declares its own block
-(`config.model.<arch>.*`) next to its modules (jaxgan/models); it is merged in here.
+(`config.model.<arch>.*`) next to its modules (jaxgan/core/models); it is merged in here.
 
 A run's stored config is read back on top of today's defaults (`config_from_dict`), after
 `MIGRATIONS` renamed the fields that moved, so runs written by older versions still load.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
-import math
 from typing import Any, Dict, List, Optional
 
 import ml_collections
 from flax import traverse_util
 
-from jaxgan.errors import UserError, did_you_mean
-from jaxgan.precision import DTYPES
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-  """lo <= value <= hi (or strict with lo_open / hi_open); None = unbounded."""
-  lo: Optional[float] = None
-  hi: Optional[float] = None
-  lo_open: bool = False
-  hi_open: bool = False
-
-  def problem(self, v) -> Optional[str]:
-    if not math.isfinite(v):
-      return "must be a finite number"
-    if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-      return f"must be {self.text()}"
-    if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
-      return f"must be {self.text()}"
-    return None
-
-  def text(self) -> str:
-    lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
-    hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
-    return " and ".join(x for x in (lo, hi) if x)
-
-
-@dataclasses.dataclass(frozen=True)
-class OneOf:
-  """One of the names (a tuple, or a function returning a registry's names); with
-  `several`, a comma-separated list of them ('' allowed)."""
-  names: Any
-  several: bool = False
-
-  def valid(self) -> List[str]:
-    return list(self.names() if callable(self.names) else self.names)
-
-  def problem(self, v) -> Optional[str]:
-    valid = self.valid()
-    names = [n.strip() for n in v.split(",") if n.strip()] if self.several else [v]
-    for name in names:
-      if name not in valid:
-        text = [str(x) for x in valid]
-        what = f"has unknown name {name!r}" if self.several else "is not valid"
-        return f"{what}.{did_you_mean(str(name), text)} Valid: {', '.join(text)}"
-    return None
-
-  def text(self) -> str:
-    return ("comma-separated of: " if self.several else "one of: ") + ", ".join(
-        str(x) for x in self.valid())
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-  """One config field: default value, one-line meaning, valid values and policies. The
-  type is the default's (an int field takes integers, a tuple field a tuple)."""
-  default: Any
-  doc: str
-  resume: bool = False      # may change when a run resumes
-  population: bool = False  # may differ between members of a population
-  rule: Any = None          # Range | OneOf | a function value -> problem text or None
+from jaxgan.base.errors import UserError, did_you_mean
+from jaxgan.base.schema import Field, OneOf, Range, get_field  # noqa: F401  (re-exported)
+from jaxgan.core.precision import DTYPES
 
 
 def _ada_ops(v) -> Optional[str]:
@@ -118,7 +58,7 @@ def _optim_fields(net: str) -> Dict[str, Field]:
   who = {"g": "generator", "d": "discriminator"}[net]
   p = f"optim.{net}."
   return {
-      p + "name": Field("adam", f"{who} optimizer", rule=OneOf(_names("jaxgan.optim.OPTIMIZERS"))),
+      p + "name": Field("adam", f"{who} optimizer", rule=OneOf(_names("jaxgan.core.optim.OPTIMIZERS"))),
       p + "lr": Field(2e-4, f"{who} learning rate", population=True, rule=POS),
       p + "b1": Field(0.5, "Adam beta1", population=True, rule=UNIT),
       p + "b2": Field(0.999, "Adam beta2", population=True, rule=UNIT),
@@ -170,9 +110,9 @@ FIELDS: Dict[str, Field] = {
                          "of the split; 0 = all (data-efficient GAN studies)", rule=GE0),
     "data.subset_seed": Field(0, "which images data.subset keeps (its own seed: every run "
                               "with the same subset sees the same images)", rule=GE0),
-    # Model (the architecture's own fields are in config.model.<arch>, see jaxgan/models)
-    "model.arch": Field("mlp", "architecture (jaxgan/models)",
-                        rule=OneOf(_names("jaxgan.models.ARCHITECTURES"))),
+    # Model (the architecture's own fields are in config.model.<arch>, see jaxgan/core/models)
+    "model.arch": Field("mlp", "architecture (jaxgan/core/models)",
+                        rule=OneOf(_names("jaxgan.core.models.ARCHITECTURES"))),
     "model.latent_dim": Field(64, "size of z", rule=GE1),
     "model.conditioning": Field("none", "class conditioning",
                                 rule=OneOf(("none", "concat", "projection", "acgan"))),
@@ -183,22 +123,22 @@ FIELDS: Dict[str, Field] = {
     "model.init": Field("pytorch", "weight initialisation",
                         rule=OneOf(("pytorch", "lecun", "glorot", "dcgan", "ortho"))),
     "model.g_act": Field("relu", "generator activation",
-                         rule=OneOf(_names("jaxgan.models.layers.ACTIVATIONS"))),
+                         rule=OneOf(_names("jaxgan.core.models.layers.ACTIVATIONS"))),
     "model.d_act": Field("leaky_relu", "discriminator activation",
-                         rule=OneOf(_names("jaxgan.models.layers.ACTIVATIONS"))),
+                         rule=OneOf(_names("jaxgan.core.models.layers.ACTIVATIONS"))),
     "model.g_norm": Field("none", "generator normalisation", rule=OneOf(("batch", "layer", "none"))),
     "model.d_norm": Field("none", "discriminator normalisation",
                           rule=OneOf(("batch", "layer", "none"))),
     "model.d_dropout": Field(0.0, "dropout rate in D", rule=UNIT),
     "model.d_spectral_norm": Field(False, "spectral normalisation of D's layers"),
     # Objective
-    "loss": Field("non_saturating", "adversarial loss (jaxgan/losses.py)",
-                  rule=OneOf(_names("jaxgan.losses.LOSSES"))),
-    "regularizers": Field((), "regularizers (jaxgan/regularizers): a list of {name, weight, "
+    "loss": Field("non_saturating", "adversarial loss (jaxgan/core/losses.py)",
+                  rule=OneOf(_names("jaxgan.core.losses.LOSSES"))),
+    "regularizers": Field((), "regularizers (jaxgan/core/regularizers): a list of {name, weight, "
                           "every, side}; every = lazy regularization (applied every k "
                           "updates with weight x k); side = d or g"),
     "penalty": Field("none", "shorthand for one D-side regularizer ('clip' = optim.d.clip = "
-                     "clip_value)", rule=OneOf(_names("jaxgan.regularizers.REGULARIZERS",
+                     "clip_value)", rule=OneOf(_names("jaxgan.core.regularizers.REGULARIZERS",
                                                       ("none", "clip")))),
     "penalty_weight": Field(10.0, "weight of `penalty`: lambda (gp, dragan) or gamma (r1, r2)",
                             population=True, rule=GE0),
@@ -210,9 +150,9 @@ FIELDS: Dict[str, Field] = {
                           rule=Range(0, 1)),
     "labels.flip": Field(0.0, "probability of swapping an example's targets",
                          population=True, rule=PROB),
-    "augment.policy": Field("", "augmentations of every D input (jaxgan/augment), "
+    "augment.policy": Field("", "augmentations of every D input (jaxgan/core/augment), "
                             "comma-separated, applied in order; '' = none",
-                            rule=OneOf(_names("jaxgan.augment.AUGMENTATIONS"), several=True)),
+                            rule=OneOf(_names("jaxgan.core.augment.AUGMENTATIONS"), several=True)),
     "augment.p": Field(0.0, "ADA: initial probability p of each transformation (the "
                        "fixed p when augment.ada_target=0)", population=True, rule=PROB),
     "augment.ada_target": Field(0.6, "ADA: target of r_t = E[sign(D(real))]; p rises while "
@@ -232,7 +172,7 @@ FIELDS: Dict[str, Field] = {
                                "per step; StyleGAN2 uses 10)", rule=GE0),
     "ema_rampup": Field(0.0, "> 0: the half-life is at most ema_rampup x the images seen "
                         "so far (StyleGAN2-ADA's ramp-up: 0.05 for cifar)", rule=GE0),
-    "schedules": Field((), "hyperparameters that change over training (jaxgan/schedules.py):"
+    "schedules": Field((), "hyperparameters that change over training (jaxgan/core/schedules.py):"
                        " a list of {target, kind (linear|cosine), end, steps}; targets "
                        "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, augment.p, "
                        "regularizers.NAME"),
@@ -247,7 +187,7 @@ FIELDS: Dict[str, Field] = {
     "train.n_critic": Field(1, "discriminator updates per generator update", rule=GE1),
     "train.critic_loop": Field("unroll", "critic updates unrolled or in a lax.scan",
                                rule=OneOf(("unroll", "scan"))),
-    "train.steps_per_call": Field(1, "train steps per compiled call (jaxgan/multistep.py): "
+    "train.steps_per_call": Field(1, "train steps per compiled call (jaxgan/core/multistep.py): "
                                   "K > 1 transfers K steps' batches at once and runs them "
                                   "in one program; the same training as 1 to float32 rounding; logging, "
                                   "grid, eval and checkpoint intervals must be multiples of it",
@@ -259,7 +199,7 @@ FIELDS: Dict[str, Field] = {
                              rule=OneOf(("auto", "scan", "unroll"))),
     "train.dtype": Field("float32", "compute dtype of G and D: float32, bfloat16 (mixed "
                          "precision: float32 parameters, optimizer states, losses and "
-                         "penalty norms; jaxgan/precision.py) or float16",
+                         "penalty norms; jaxgan/core/precision.py) or float16",
                          rule=OneOf(tuple(DTYPES))),
     "train.population_mode": Field("vmap", "--population: vmap (one batched step) | unroll "
                                    "(members one after another in one program)",
@@ -268,7 +208,7 @@ FIELDS: Dict[str, Field] = {
                             "else XLA) | onednn | xla", resume=True,
                             rule=OneOf(("auto", "onednn", "xla"))),
     "train.compile_cache": Field("auto", "JAX's persistent compilation cache "
-                                 "(jaxgan/compile_cache.py): auto (<JAXGAN_CACHE_DIR or "
+                                 "(jaxgan/run/compile_cache.py): auto (<JAXGAN_CACHE_DIR or "
                                  "~/.cache/jaxgan>/xla), a directory, or off "
                                  "(JAXGAN_COMPILE_CACHE=off also turns it off)", resume=True),
     "train.log_every": Field(100, "steps between log rows", resume=True, rule=GE1),
@@ -283,9 +223,9 @@ FIELDS: Dict[str, Field] = {
     # Evaluation
     "eval.every": Field(0, "> 0: evaluate eval.metrics every N steps (0: off)", resume=True,
                         rule=GE0),
-    "eval.metrics": Field("fd,kid,classes", "metrics during training (jaxgan/metrics), "
+    "eval.metrics": Field("fd,kid,classes", "metrics during training (jaxgan/eval/metrics), "
                           "comma-separated", resume=True,
-                          rule=OneOf(_names("jaxgan.metrics.METRICS"), several=True)),
+                          rule=OneOf(_names("jaxgan.eval.metrics.METRICS"), several=True)),
     "eval.num_samples": Field(2000, "generated images per evaluation during training",
                               resume=True, rule=GE1),
     "eval.image_size": Field(0, "> 0: the in-domain metrics compare at this size (reference "
@@ -335,7 +275,7 @@ MIGRATIONS.update({f"model.{k}": f"model.dcgan.{k}" for k in (
 
 def all_fields() -> Dict[str, Field]:
   """FIELDS plus every registered architecture's block (model.<arch>.<field>)."""
-  from jaxgan import models  # pylint: disable=g-import-not-at-top
+  from jaxgan.core import models  # pylint: disable=g-import-not-at-top
   out = dict(FIELDS)
   for arch in models.ARCHITECTURES.names():
     for k, f in models.ARCHITECTURES.get(arch).fields.items():
@@ -347,14 +287,6 @@ def default_config() -> ml_collections.ConfigDict:
   nested = traverse_util.unflatten_dict({tuple(k.split(".")): f.default
                                          for k, f in all_fields().items()})
   return ml_collections.ConfigDict(nested)
-
-
-def get_field(config, dotted: str):
-  """config["a"]["b"] for "a.b"."""
-  node = config
-  for part in dotted.split("."):
-    node = node[part]
-  return node
 
 
 def _matches(key: str, names) -> bool:

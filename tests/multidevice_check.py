@@ -10,7 +10,8 @@ import jax
 import numpy as np
 
 from configs import wgan_gp
-from jaxgan import sharding, state as state_lib, train_step as ts
+from jaxgan.base import sharding
+from jaxgan.core import state as state_lib, train_step as ts
 
 
 def run(n_devices, config, batch_np):

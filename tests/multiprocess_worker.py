@@ -13,7 +13,8 @@ def main(port: int, pid: int, workdir: str):
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                              process_id=pid)
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxgan import data as data_lib, train  # pylint: disable=g-import-not-at-top
+  from jaxgan import data as data_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import train  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_config  # pylint: disable=g-import-not-at-top
   c = tiny_config(**{"data.max_examples": 0, "train.steps": 4, "train.checkpoint_every": 2})
   shard = data_lib.load(c.data, jax.process_index(), jax.process_count())

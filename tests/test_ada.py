@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import augment, train
-from jaxgan.augment import ada as A
-from jaxgan.augment import adaptive
+from jaxgan.core import augment
+from jaxgan.run import train
+from jaxgan.core.augment import ada as A
+from jaxgan.core.augment import adaptive
 from tests.conftest import tiny_config
 from tests.test_regularizers import _step
 

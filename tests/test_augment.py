@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import augment, state as state_lib, train_step as ts
-from jaxgan.augment import AUGMENTATIONS, Augmentation
+from jaxgan.core import augment, state as state_lib, train_step as ts
+from jaxgan.core.augment import AUGMENTATIONS, Augmentation
 from tests.conftest import tiny_config
 
 

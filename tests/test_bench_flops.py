@@ -1,4 +1,4 @@
-"""The benchmark's FLOP counts (jaxgan/bench_flops.py) against closed-form counts; no timing
+"""The benchmark's FLOP counts (benchmarks/bench_flops.py) against closed-form counts; no timing
 is asserted."""
 import json
 
@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgan import bench, bench_flops, multistep
+from benchmarks import bench, bench_flops
+from jaxgan.core import multistep
 
 
 def _dense_step(state, w):
@@ -54,10 +55,10 @@ def _mlp_gan_hand_count() -> int:
 
 
 def test_mlp_gan_iteration_matches_hand_count(capsys):
-  """End to end through `python -m jaxgan.bench --model mlp_gan --calls`: the record's
+  """End to end through `python -m benchmarks.bench --model mlp_gan --calls`: the record's
   FLOPs per iteration are the dots' closed-form count plus XLA's elementwise work (the
   activations, losses and Adam: measured +1.7%)."""
-  from jaxgan.models import convs  # pylint: disable=g-import-not-at-top
+  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
   before = convs.get_cpu_conv()
   try:
     assert bench.main(["--model", "mlp_gan", "--calls", "--seconds", "0.01", "--repeats",

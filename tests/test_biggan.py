@@ -1,4 +1,4 @@
-"""BigGAN (jaxgan/models/biggan.py) and configs/biggan.py: parameter counts against
+"""BigGAN (jaxgan/core/models/biggan.py) and configs/biggan.py: parameter counts against
 PyTorch-StudioGAN, self-attention against an independent computation, hierarchical
 latents, the truncation trick, the EMA start, and a few training steps."""
 import jax
@@ -9,9 +9,10 @@ import tensorflow_datasets as tfds
 from flax import nnx
 
 from configs import biggan as biggan_cfg
-from jaxgan import models, state as state_lib, train, validate
-from jaxgan.errors import UserError
-from jaxgan.models import layers as L
+from jaxgan.core import models, state as state_lib
+from jaxgan.run import train, validate
+from jaxgan.base.errors import UserError
+from jaxgan.core.models import layers as L
 from tests.conftest import set_fields, tiny_config
 from tests.test_regularizers import _step
 
@@ -128,7 +129,7 @@ def test_biggan_configs_train_a_few_steps(tmp_path, variant, name):
 
 
 def test_orthogonal_regularization_against_its_closed_form():
-  from jaxgan.regularizers import orthogonal as O
+  from jaxgan.core.regularizers import orthogonal as O
   rs = np.random.RandomState(0)
   conv = rs.randn(3, 3, 4, 5).astype(np.float32)     # 5 filters of 36 weights
   lin = rs.randn(6, 2).astype(np.float32)

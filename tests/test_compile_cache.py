@@ -1,4 +1,4 @@
-"""JAX's persistent compilation cache (jaxgan/compile_cache.py, config.train.compile_cache):
+"""JAX's persistent compilation cache (jaxgan/run/compile_cache.py, config.train.compile_cache):
 a program compiled once is loaded, not compiled, by the next process (here: the same
 program after jax.clear_caches(), which empties JAX's in-memory caches as a new process
 starts without them)."""
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import compile_cache
+from jaxgan.run import compile_cache
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from jaxgan import config as C
-from jaxgan import models, state as state_lib
+from jaxgan.core import models, state as state_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

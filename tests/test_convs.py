@@ -1,13 +1,13 @@
 """The fast convolutions equal XLA's reference convolution, to first and second order,
-on both CPU paths: XLA's own kernels and the oneDNN custom call (jaxgan/native)."""
+on both CPU paths: XLA's own kernels and the oneDNN custom call (jaxgan/cpu/onednn.py)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan import native
-from jaxgan.models import convs
+from jaxgan.cpu import onednn
+from jaxgan.core.models import convs
 
 KEY = jax.random.PRNGKey(0)
 # channels >= 8 on both sides: the oneDNN path takes every one of these convolutions
@@ -26,7 +26,7 @@ def cpu_conv(request):
 
 
 def uses_onednn(fn, *args) -> bool:
-  return native.TARGET in str(jax.make_jaxpr(fn)(*args))
+  return onednn.TARGET in str(jax.make_jaxpr(fn)(*args))
 
 
 def ref_conv(x, w):
@@ -87,7 +87,7 @@ def test_same_padding_matches_tf(size, k, s, want):
 
 def test_layers_shapes():
   from flax import nnx
-  from jaxgan.models.layers import Conv2D, ConvTranspose2D
+  from jaxgan.core.models.layers import Conv2D, ConvTranspose2D
   c = Conv2D(8, 8, 4, stride=2, rngs=nnx.Rngs(0))
   t = ConvTranspose2D(8, 3, 4, stride=2, rngs=nnx.Rngs(0))
   stem = ConvTranspose2D(16, 8, 4, padding="VALID", rngs=nnx.Rngs(0))
@@ -143,12 +143,12 @@ def test_vmapped_members_equal_separate_calls():
 def test_onednn_builds_here_and_reports_its_kernels():
   """On x86-64 Linux (every machine we test on) the extension must build; CI fails if not.
   The kernels chosen are oneDNN's optimised ones, not its slow reference code."""
-  ok, why = native.available()
+  ok, why = onednn.available()
   assert ok, why
-  name = native.impl_name(0, (4, 8, 8, 8), (4, 4, 8, 16), (4, 4, 4, 16), S, PAD)
+  name = onednn.impl_name(0, (4, 8, 8, 8), (4, 4, 8, 16), (4, 4, 4, 16), S, PAD)
   assert name and not name.startswith("ref"), name
   with pytest.raises(ValueError, match="oneDNN rejected"):
-    native.impl_name(0, (4, 8, 8, 8), (4, 4, 8, 16), (4, 9, 9, 16), S, PAD)  # wrong out size
+    onednn.impl_name(0, (4, 8, 8, 8), (4, 4, 8, 16), (4, 9, 9, 16), S, PAD)  # wrong out size
 
 
 def test_unknown_cpu_conv_lists_the_valid_ones():

@@ -50,7 +50,7 @@ def test_tfds_unknown_name_and_missing_data(tmp_path):
 
 
 def test_image_range_after_scaling():
-  from jaxgan.train_step import to_float
+  from jaxgan.core.train_step import to_float
   x = to_float(np.array([0, 127, 255], np.uint8))
   np.testing.assert_allclose(x, [-1.0, 127 / 127.5 - 1, 1.0], rtol=1e-6)
   np.testing.assert_allclose(x, (np.array([0, 127, 255]) / 255 - 0.5) / 0.5, rtol=1e-6)

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import augment
-from jaxgan.augment import diffaugment as da
+from jaxgan.core import augment
+from jaxgan.core.augment import diffaugment as da
 from tests.conftest import tiny_config
 from tests.test_augment import make
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.models import layers as L
+from jaxgan.core.models import layers as L
 
 
 @pytest.mark.parametrize("rate", [0.3, 0.5, 0.1])

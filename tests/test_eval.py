@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgan import train
+from jaxgan.run import train
 from jaxgan.data import sources
 from jaxgan.eval import classifier as clf
 from jaxgan.eval import evaluate as E

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from jaxgan.eval import metrics as M
+from jaxgan.eval import stats as M
 
 RS = np.random.RandomState(0)
 

@@ -1,5 +1,5 @@
 """Every config's train step lowers for GPU and TPU (jax.export), checked on a CPU-only
-machine: no CPU-only custom call (the oneDNN convolutions, jaxgan/native) and no float64
+machine: no CPU-only custom call (the oneDNN convolutions, jaxgan/cpu/onednn.py) and no float64
 reaches the accelerator program, whatever backend this process runs on.
 
 The state and batch are abstract (jax.eval_shape), so a paper-size config costs tracing
@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgan import native, state as state_lib, train_step as ts
-from jaxgan.models import convs
+from jaxgan.cpu import onednn
+from jaxgan.core import state as state_lib, train_step as ts
+from jaxgan.core.models import convs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
@@ -80,7 +81,7 @@ def test_train_step_lowers_for_gpu_and_tpu(name, variant):
   exported = jax.export.export(jax.jit(fn), platforms=("cuda", "tpu"))(state, batch)
   text = exported.mlir_module()
   assert exported.platforms == ("cuda", "tpu")
-  assert native.TARGET not in text and "f64" not in text
+  assert onednn.TARGET not in text and "f64" not in text
   leaves = jax.tree.leaves(state)     # outputs: (state, metrics), the state unchanged in shape
   assert [(a.shape, a.dtype) for a in exported.out_avals[:len(leaves)]] == [
       (a.shape, a.dtype) for a in leaves]
@@ -88,14 +89,14 @@ def test_train_step_lowers_for_gpu_and_tpu(name, variant):
 
 def test_the_cpu_lowering_of_the_same_step_uses_onednn():
   """The check above is not vacuous: on CPU the same trace carries the custom call."""
-  ok, why = native.available()
+  ok, why = onednn.available()
   assert ok, why
   config = importlib.import_module("configs.wgan_gp").get_config("default")
   convs.set_cpu_conv("auto")
   fn, state, batch = abstract_step(config)
-  assert native.TARGET in jax.jit(fn).lower(state, batch).as_text()
-  allow = [jax.export.DisabledSafetyCheck.custom_call(native.TARGET)]
+  assert onednn.TARGET in jax.jit(fn).lower(state, batch).as_text()
+  allow = [jax.export.DisabledSafetyCheck.custom_call(onednn.TARGET)]
   both = jax.export.export(jax.jit(fn), platforms=("cpu", "cuda"), disabled_checks=allow)(
       state, batch)
-  assert native.TARGET in both.mlir_module()   # one program, a branch per platform
+  assert onednn.TARGET in both.mlir_module()   # one program, a branch per platform
   assert both.platforms == ("cpu", "cuda")

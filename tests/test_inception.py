@@ -11,7 +11,7 @@ from flax import nnx
 from PIL import Image
 
 import torch_format
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 from jaxgan.eval import inception, inception_extractor as ie, inception_weights as iw
 from jaxgan.eval import weights_file
 

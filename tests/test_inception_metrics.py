@@ -11,10 +11,10 @@ import scipy.special
 
 import torch_format
 from jaxgan import data as data_lib
-from jaxgan import restore, train, validate
-from jaxgan.errors import UserError
+from jaxgan.run import restore, train, validate
+from jaxgan.base.errors import UserError
 from jaxgan.eval import inception, inception_extractor as ie, inception_weights as iw
-from jaxgan.metrics import inception as MI
+from jaxgan.eval.metrics import inception as MI
 from tests.conftest import tiny_config
 
 

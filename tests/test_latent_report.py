@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import latent, report, sampling, train
+from jaxgan.eval import latent, report, sampling
+from jaxgan.run import train
 from tests.conftest import tiny_config
 
 
@@ -39,7 +40,7 @@ def test_interpolation_endpoints_equal_generator_outputs(run):
     gen = sampling.generator_fn(gan)
     ends = np.asarray(gen(state.ema if state.ema is not None else state.g.params, state.g.stats,
                           z, jnp.array([3, 3])))
-    from jaxgan.visualize import to_uint8
+    from jaxgan.eval.visualize import to_uint8
     np.testing.assert_array_equal(imgs[0], to_uint8(ends[0]))
     np.testing.assert_array_equal(imgs[-1], to_uint8(ends[1]))
     assert imgs.shape == (7, 28, 28, 1) and not np.array_equal(imgs[0], imgs[3])

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import regularizers as R
-from jaxgan.regularizers import lecam
+from jaxgan.core import regularizers as R
+from jaxgan.core.regularizers import lecam
 from tests.conftest import tiny_config
 from tests.test_regularizers import _step
 
@@ -63,7 +63,7 @@ def test_state_lives_in_the_train_state_and_moves_each_critic_update():
 
 
 def test_bcr_is_the_squared_change_of_d_under_flip_and_translation():
-  from jaxgan.regularizers import consistency
+  from jaxgan.core.regularizers import consistency
   w = jax.random.normal(jax.random.PRNGKey(1), (8, 8, 1))
   critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))                 # a linear D
   real = jax.random.normal(jax.random.PRNGKey(2), (6, 8, 8, 1))
@@ -88,7 +88,7 @@ def test_bcr_is_the_squared_change_of_d_under_flip_and_translation():
 
 
 def test_zcr_terms_in_closed_form_for_a_linear_g_and_d():
-  from jaxgan.regularizers import latent_consistency as zc
+  from jaxgan.core.regularizers import latent_consistency as zc
   a = jax.random.normal(jax.random.PRNGKey(1), (3, 4 * 4 * 2))
   generate = lambda z: (z @ a).reshape(z.shape[0], 4, 4, 2)          # a linear G
   w = jax.random.normal(jax.random.PRNGKey(2), (4, 4, 2))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.losses import LOSSES, bce_with_logits, label_targets
+from jaxgan.core.losses import LOSSES, bce_with_logits, label_targets
 
 REAL = jnp.array([2.0, -1.0, 0.5])
 FAKE = jnp.array([-3.0, 0.0, 1.5])

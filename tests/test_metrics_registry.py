@@ -3,10 +3,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import metrics as metrics_lib
-from jaxgan import state as state_lib
+from jaxgan.eval import metrics as metrics_lib
+from jaxgan.core import state as state_lib
 from jaxgan.eval import evaluate as E
-from jaxgan.metrics import METRICS, Inputs, Metric, ppl
+from jaxgan.eval.metrics import METRICS, Inputs, Metric, ppl
 from tests.conftest import tiny_config
 
 

@@ -7,7 +7,7 @@ import pytest
 from configs import dcgan as dcgan_cfg
 from configs import gan as gan_cfg
 from configs import wgan_gp as wgan_gp_cfg
-from jaxgan import models, state as state_lib
+from jaxgan.core import models, state as state_lib
 
 # Parameter counts of the pinned benchmark models, from the table in
 # ../shared/bench/peers/README.md (computed there analytically and checked against the

@@ -15,7 +15,8 @@ import chex
 import pytest
 
 from configs import wgan_gp as wgan_gp_cfg
-from jaxgan import multistep, train, validate
+from jaxgan.core import multistep
+from jaxgan.run import train, validate
 from tests.conftest import set_fields, tiny_config
 
 EVERY = {"train.log_every": 4, "train.checkpoint_every": 4, "train.sample_every": 0,

@@ -9,9 +9,9 @@ import chex
 import numpy as np
 import pytest
 
-from jaxgan import train, validate
+from jaxgan.run import train, validate
 from jaxgan.data import device, sources
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 from tests.conftest import tiny_config
 
 EVERY = {"train.log_every": 4, "train.checkpoint_every": 4, "train.sample_every": 0,
@@ -66,7 +66,7 @@ def test_population_on_device_equals_the_host_population(tmp_path):
 
 
 def test_the_gather_returns_the_host_batches():
-  from jaxgan import sharding  # pylint: disable=g-import-not-at-top
+  from jaxgan.base import sharding  # pylint: disable=g-import-not-at-top
   from jaxgan.data import pipeline  # pylint: disable=g-import-not-at-top
   data = sources.load_embedded(28, 1, max_examples=64)
   batches = pipeline.Batches(data, 16, 2, seed=3)

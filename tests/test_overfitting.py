@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import overfitting, state as state_lib, train
+from jaxgan.eval import overfitting
+from jaxgan.core import state as state_lib
+from jaxgan.run import train
 from jaxgan.data import sources
 from tests.conftest import tiny_config
 

@@ -4,10 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import optim
-from jaxgan.regularizers import REGULARIZERS
-from jaxgan.regularizers import gradient_penalties as GP
-from jaxgan.regularizers.gradient_penalties import grad_norms
+from jaxgan.core import optim
+from jaxgan.core.regularizers import REGULARIZERS
+from jaxgan.core.regularizers import gradient_penalties as GP
+from jaxgan.core.regularizers.gradient_penalties import grad_norms
 
 PENALTY = {"gp": GP.gradient_penalty, "r1": GP.r1_penalty, "r2": GP.r2_penalty,
            "dragan": GP.dragan_penalty}

@@ -7,7 +7,8 @@ import pytest
 
 from configs import sngan as sngan_cfg
 from configs import wgan_gp as wgan_gp_cfg
-from jaxgan import precision, train
+from jaxgan.core import precision
+from jaxgan.run import train
 from tests.test_train_step import make
 
 

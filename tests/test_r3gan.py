@@ -1,4 +1,4 @@
-"""The R3GAN backbone (jaxgan/models/r3gan.py) and configs/r3gan.py: parameter counts against
+"""The R3GAN backbone (jaxgan/core/models/r3gan.py) and configs/r3gan.py: parameter counts against
 the authors' code, resampling against a direct FIR computation, the grouped convolution
 against XLA's, the fix-up initialisation, and a few training steps of each config."""
 import jax
@@ -10,9 +10,10 @@ from flax import nnx
 from jax import lax
 
 from configs import r3gan as r3gan_cfg
-from jaxgan import models, train, validate
-from jaxgan.errors import UserError
-from jaxgan.models import convs, r3gan
+from jaxgan.core import models
+from jaxgan.run import train, validate
+from jaxgan.base.errors import UserError
+from jaxgan.core.models import convs, r3gan
 from tests.conftest import set_fields
 
 # brownvc/R3GAN (commit 19a7ddf), train.py --preset=CIFAR10, built with torch:

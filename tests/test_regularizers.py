@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import regularizers as R
-from jaxgan import state as state_lib, train, train_step as ts
-from jaxgan.regularizers import path_length
+from jaxgan.core import regularizers as R
+from jaxgan.core import state as state_lib, train_step as ts
+from jaxgan.run import train
+from jaxgan.core.regularizers import path_length
 from tests.conftest import tiny_config
 
 

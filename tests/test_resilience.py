@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import train
-from jaxgan.errors import EXIT_PREEMPTED, UserError
+from jaxgan.run import train
+from jaxgan.base.errors import EXIT_PREEMPTED, UserError
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,7 +120,8 @@ def test_checkpoints_keep_the_last_k(tmp_path):
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
-  from jaxgan import checkpoint, state as state_lib
+  from jaxgan.run import checkpoint
+  from jaxgan.core import state as state_lib
   from configs import dcgan
   c = dcgan.get_config()
   c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 4

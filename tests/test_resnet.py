@@ -1,4 +1,4 @@
-"""The SNGAN ResNet (jaxgan/models/resnet.py) and configs/sngan.py: parameter counts against
+"""The SNGAN ResNet (jaxgan/core/models/resnet.py) and configs/sngan.py: parameter counts against
 PyTorch-StudioGAN, shapes per resolution, spectral norm, conditional BatchNorm, training."""
 import jax
 import jax.numpy as jnp
@@ -8,9 +8,10 @@ import tensorflow_datasets as tfds
 from flax import nnx
 
 from configs import sngan
-from jaxgan import models, state as state_lib, train, validate
-from jaxgan.errors import UserError
-from jaxgan.models import resnet
+from jaxgan.core import models, state as state_lib
+from jaxgan.run import train, validate
+from jaxgan.base.errors import UserError
+from jaxgan.core.models import resnet
 from tests.conftest import set_fields
 
 # StudioGAN's resnet.py for CIFAR-10 (z 128, g_conv_dim = d_conv_dim = 64, 10 classes).

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CODE = ("from jaxgan import runtime; a = runtime.tune_host_allocator(); "
-        "b = runtime.tune_host_allocator(); print(a, b)")
+CODE = ("from jaxgan.cpu import allocator; a = allocator.tune_host_allocator(); "
+        "b = allocator.tune_host_allocator(); print(a, b)")
 
 
 def _run(env_value):

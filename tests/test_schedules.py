@@ -1,4 +1,4 @@
-"""Schedules (jaxgan/schedules.py): values at chosen steps against the closed forms, what the
+"""Schedules (jaxgan/core/schedules.py): values at chosen steps against the closed forms, what the
 train step does with them (optimizer hyperparameters, regularizer weights, the EMA
 half-life), bit-exact resume in the middle of a schedule, and refused entries."""
 import math
@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import schedules, train, validate
-from jaxgan.errors import UserError
+from jaxgan.core import schedules
+from jaxgan.run import train, validate
+from jaxgan.base.errors import UserError
 from tests.conftest import tiny_config
 from tests.test_regularizers import _step
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jaxgan import sharding
+from jaxgan.base import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

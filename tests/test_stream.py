@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from jaxgan.data import choose, pipeline, prepare, records, resize, sources, stream
-from jaxgan.errors import UserError, UserFileError
+from jaxgan.base.errors import UserError, UserFileError
 from tests.conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,7 +71,7 @@ def test_prepare_folder_with_subfolder_labels_equals_the_folder_in_memory(prepar
   assert m["record_counts"] == [13, 13, 14] and len(m["records"]) == 3
   assert m["sha256"] == records.sha256_of(records.record_paths(out, m))
   folder = sources.load_folder(src, 8, 3)
-  loaded = records.load_prepared(out, 8, 3)
+  loaded = sources.load_prepared(out, 8, 3)
   np.testing.assert_array_equal(loaded.images, folder.images)
   np.testing.assert_array_equal(loaded.labels, folder.labels)
   assert loaded.labels.tolist() == [0] * 20 + [1] * 20 and loaded.name == "prepared:out"
@@ -88,11 +88,11 @@ def test_prepare_zip_with_a_json_label_file_and_unlabelled(tmp_path):
   labels.write_text(json.dumps({"labels": [[f"sub/{n}", i % 4] for i, n in enumerate(names)]}))
   m = prepare.prepare(zpath, str(tmp_path / "z"), size=6, channels=1, labels=str(labels))
   assert (m["count"], m["num_classes"], m["class_names"]) == (6, 4, ["0", "1", "2", "3"])
-  data = records.load_prepared(str(tmp_path / "z"), 6, 1)
+  data = sources.load_prepared(str(tmp_path / "z"), 6, 1)
   assert data.images.shape == (6, 6, 6, 1) and data.labels.tolist() == [0, 1, 2, 3, 0, 1]
   flat = prepare.prepare(src, str(tmp_path / "u"), size=6, channels=1)
   assert flat["num_classes"] == 0
-  assert records.load_prepared(str(tmp_path / "u"), 6, 1).labels is None
+  assert sources.load_prepared(str(tmp_path / "u"), 6, 1).labels is None
 
 
 def test_prepare_refuses_to_overwrite_and_names_bad_inputs(prepared, tmp_path, capsys):
@@ -136,7 +136,7 @@ def _assert_same(a, b):
 
 def test_streamed_batches_equal_in_memory_batches_and_resume(prepared):
   _, out = prepared
-  mem = pipeline.Batches(records.load_prepared(out, 8, 3), 8, 2, seed=3)
+  mem = pipeline.Batches(sources.load_prepared(out, 8, 3), 8, 2, seed=3)
   data = stream.prepared_data(out, 8, 3)
   streamed = stream.StreamBatches(data, 8, 2, seed=3, workers=1)   # a decoding process
   try:
@@ -155,7 +155,7 @@ def test_streamed_batches_equal_in_memory_batches_and_resume(prepared):
 
 def test_two_processes_read_disjoint_shards_that_cover_the_data(prepared):
   _, out = prepared
-  whole = records.load_prepared(out, 8, 3)
+  whole = sources.load_prepared(out, 8, 3)
   parts = [stream.prepared_data(out, 8, 3, process_index=i, process_count=2) for i in (0, 1)]
   assert [(p.spec.offset, p.count) for p in parts] == [(0, 20), (20, 20)]
   seen = []
@@ -195,7 +195,7 @@ def test_auto_streams_above_max_host_memory_and_says_so(prepared):
 
 
 def test_config_rejects_bad_source_values():
-  from jaxgan import validate  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import validate  # pylint: disable=g-import-not-at-top
   for overrides, pattern in [({"data.max_host_memory": "8 parsecs"}, r"max_host_memory="),
                              ({"data.source": "disk"}, r"config.data.source='disk'"),
                              ({"data.source": "stream"}, r"embedded Fashion-MNIST")]:
@@ -208,7 +208,7 @@ def _params_equal(a, b):
 
 
 def test_training_on_streamed_data_resumes_bit_identically(prepared, tmp_path):
-  from jaxgan import train  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import train  # pylint: disable=g-import-not-at-top
   _, out = prepared
   cfg = lambda steps, source: tiny_config(**{
       "data.folder": out, "data.image_size": 8, "data.channels": 3, "data.max_examples": 0,
@@ -227,7 +227,7 @@ def test_training_paths_never_import_tensorflow(prepared, tmp_path):
   _, out = prepared
   code = f"""
 import sys
-from jaxgan import train
+from jaxgan.run import train
 from tests.conftest import tiny_config
 train.train_and_evaluate(tiny_config(**{{"train.steps": 2}}), {str(tmp_path / 'e')!r})
 train.train_and_evaluate(tiny_config(**{{"train.steps": 2, "data.folder": {out!r},
@@ -272,9 +272,9 @@ def test_mode_eval_on_a_prepared_directory_reads_only_the_reference(prepared, tm
   """--mode eval reads eval.max_real_features images spread over a prepared directory,
   never decoding all of it (issue 35); with at least as many as the data holds, they are
   exactly the in-memory data."""
-  from jaxgan import restore, train  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import restore, train  # pylint: disable=g-import-not-at-top
   _, out = prepared
-  whole = records.load_prepared(out, 8, 3)
+  whole = sources.load_prepared(out, 8, 3)
   c = tiny_config(**{"data.folder": out, "data.image_size": 8, "data.channels": 3,
                      "data.max_examples": 0, "data.batch_size": 8, "data.source": "memory",
                      "train.steps": 2, "train.sample_every": 0, "train.tensorboard": False})
@@ -289,7 +289,7 @@ def test_mode_eval_on_a_prepared_directory_reads_only_the_reference(prepared, tm
   monkeypatch.setattr(records, "decode", lambda r, ch: (decoded.append(1), real_decode(r, ch))[1])
   def no_whole(*a, **k):
     raise AssertionError("--mode eval decoded the whole prepared directory")
-  monkeypatch.setattr(records, "load_prepared", no_whole)
+  monkeypatch.setattr(sources, "load_prepared", no_whole)
   capsys.readouterr()
   result = restore.evaluate_checkpoint(
       wd, num_samples=32, metrics="fd,kid,classes",

@@ -1,4 +1,4 @@
-"""StyleGAN2 (jaxgan/models/stylegan2.py, stylegan2_layers.py) and configs/stylegan2.py:
+"""StyleGAN2 (jaxgan/core/models/stylegan2.py, stylegan2_layers.py) and configs/stylegan2.py:
 parameter counts against StyleGAN2-ADA's networks, the modulated convolution against
 per-example convolutions, resampling convolutions and minibatch-std against direct
 computations, w_avg / truncation / style mixing, the path length in W, and training."""
@@ -9,10 +9,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import stylegan2 as sg2_cfg
-from jaxgan import models, train, validate
-from jaxgan.errors import UserError
-from jaxgan.models import stylegan2_layers as S
-from jaxgan.regularizers import path_length
+from jaxgan.core import models
+from jaxgan.run import train, validate
+from jaxgan.base.errors import UserError
+from jaxgan.core.models import stylegan2_layers as S
+from jaxgan.core.regularizers import path_length
 from tests.conftest import set_fields
 
 # NVlabs/stylegan2-ada-pytorch d72cc7d, Generator / Discriminator built as train.py builds
@@ -207,7 +208,7 @@ def test_a_size_it_cannot_build_is_refused_in_one_line():
 
 
 def tiny_gan():
-  from jaxgan import state as state_lib
+  from jaxgan.core import state as state_lib
   c = tiny_model()
   gan, st = state_lib.create(c, (16, 16, 1), 0)
   # a w_avg away from zero, as after training
@@ -217,7 +218,7 @@ def tiny_gan():
 
 
 def test_truncation_strip_mixing_grid_and_w_interpolation():
-  from jaxgan import sampling, style_latent
+  from jaxgan.eval import sampling, style_latent
   gan, st = tiny_gan()
   z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
   strip = style_latent.truncation_strip(gan, st, z, steps=5).reshape(3, 5, 16, 16, 1)
@@ -239,9 +240,9 @@ def test_truncation_strip_mixing_grid_and_w_interpolation():
 
 def test_ppl_of_a_style_based_generator_walks_in_w():
   from flax import nnx
-  from jaxgan import rng
+  from jaxgan.base import rng
   from jaxgan.eval.evaluate import Extractor
-  from jaxgan.metrics import Inputs, ppl
+  from jaxgan.eval.metrics import Inputs, ppl
   gan, st = tiny_gan()
   flat = lambda x: np.asarray(x, np.float64).reshape(len(x), -1)
   ex = Extractor("pixels", flat, features_float=flat)

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import population, state as state_lib, sweep, train
+from jaxgan.run import population, sweep, train
+from jaxgan.core import state as state_lib
 from tests.conftest import tiny_config
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxgan import sampling, stopping, train
+from jaxgan.eval import sampling
+from jaxgan.run import stopping, train
 from tests.conftest import tiny_config
 
 
@@ -112,7 +113,7 @@ def test_conditional_run_and_sampling(tmp_path):
 def test_conditional_grid_keeps_z_fixed_along_rows():
   import jax
   from configs import gan as gan_cfg
-  from jaxgan import state as state_lib
+  from jaxgan.core import state as state_lib
   c = gan_cfg.get_config()
   c.model.conditioning = "concat"
   gan, _ = state_lib.create(c, (28, 28, 1), 10)
@@ -125,7 +126,7 @@ def test_conditional_grid_keeps_z_fixed_along_rows():
 
 def test_cgan_configs_build():
   from configs import cgan
-  from jaxgan import state as state_lib
+  from jaxgan.core import state as state_lib
   for variant, shape, classes in (("concat", (28, 28, 1), 10), ("projection", (28, 28, 1), 10),
                                   ("acgan", (28, 28, 1), 10), ("celeba_blond", (64, 64, 3), 2)):
     c = cgan.get_config(variant)
@@ -157,7 +158,7 @@ def test_dcgan_on_a_folder_of_images(tmp_path):
 
 
 def test_tensorboard_holds_scalars_images_and_histograms(tmp_path):
-  from jaxgan.writers import read_tensorboard
+  from jaxgan.run.writers import read_tensorboard
   train.train_and_evaluate(tiny_config(), str(tmp_path))
   tags = read_tensorboard(str(tmp_path / "tensorboard"))
   for tag in ("d_loss", "g_loss", "d_x", "d_g_z", "steps_per_s", "lr_g", "lr_d",
@@ -188,6 +189,31 @@ def test_a_run_written_before_the_config_and_state_layout_changed_resumes(tmp_pa
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
       np.testing.assert_allclose(leaf, ref[name + jax.tree_util.keystr(path)], rtol=1e-6,
                                  atol=1e-7)
+
+
+def test_a_run_written_before_the_package_moved_into_layers_resumes_bit_exactly(tmp_path):
+  """tests/data/main_run was written by the code of commit 1196f37, before issue 36 moved
+  the modules into role-named folders (conditional MLP, EMA, lazy R1, ADA): resumed at
+  step 2 by today's code, it ends at step 4 exactly where that code's uninterrupted run
+  ended (tests/data/make_main_run.py wrote both)."""
+  import shutil
+  from jaxgan.config import config_from_dict
+  here = os.path.dirname(os.path.abspath(__file__))
+  wd = str(tmp_path / "main_run")
+  shutil.copytree(os.path.join(here, "data", "main_run"), wd)
+  c = config_from_dict(json.load(open(os.path.join(wd, "config.json"))))
+  c.train.steps = 4
+  state = train.train_and_evaluate(c, wd)
+  assert int(state.step) == 4
+  ref = np.load(os.path.join(here, "data", "main_run_step4_params.npz"))
+  seen = set()
+  for name, tree in (("g", state.g.params), ("ema", state.ema), ("d", state.d.params),
+                     ("augment", state.augment), ("reg", state.reg)):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      key = name + jax.tree_util.keystr(path)
+      np.testing.assert_array_equal(np.asarray(leaf), ref[key], err_msg=key)
+      seen.add(key)
+  assert seen == set(ref.files)
 
 
 def test_a_finished_run_given_fewer_steps_says_so(tmp_path, capsys):

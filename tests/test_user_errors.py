@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from jaxgan import train
+from jaxgan.run import train
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

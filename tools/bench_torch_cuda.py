@@ -11,7 +11,7 @@ at the end of each timed repeat waits for the GPU, so the timings cover the queu
 
 `celeba64` is not a pinned peer model: it is `wgan_gp64`'s networks at the shape of
 configs/wgan_gp.py:celeba64 (64x64x3, batch 512, latent 128), added to the harness's model
-table here so that jaxgan.bench --model celeba64 --calls has a PyTorch counterpart.
+table here so that benchmarks.bench --model celeba64 --calls has a PyTorch counterpart.
 
 float32 matmuls use TF32 (`torch.set_float32_matmul_precision("high")`, and cuDNN's TF32
 default for convolutions), as XLA does for float32 on this GPU by default; cuDNN autotuning

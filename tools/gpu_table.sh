@@ -21,7 +21,7 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 start=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-  python3 -c "import jaxgan.bench_calls" && echo "jaxgan imports"
+  python3 -c "import benchmarks.bench_calls" && echo "jaxgan imports"
   python3 -c "import jax, jaxlib, flax, optax, torch; print('jax', jax.__version__, 'flax', \
 flax.__version__, 'optax', optax.__version__, 'torch', torch.__version__, jax.devices())"
 } > "$OUT/env.txt" 2>&1
@@ -34,7 +34,7 @@ run() {  # run LIMIT_S LOG CMD...: skipped when less than LIMIT_S/2 of the budge
   echo "== rc $?" >> "$log"
 }
 for m in $MODELS; do
-  run 90 "$OUT/jax.log" python3 -m jaxgan.bench --model "$m" --steps_per_call "$K" \
+  run 90 "$OUT/jax.log" python3 -m benchmarks.bench --model "$m" --steps_per_call "$K" \
     --dtype bfloat16 --seconds "$SECONDS_PER_REPEAT" --repeats 3 --out "$OUT/jax.jsonl" > /dev/null
 done
 for m in $MODELS; do

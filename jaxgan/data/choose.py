@@ -17,7 +17,7 @@ from typing import Callable, Optional, Tuple, Union
 
 from jaxgan.data import records, sources, stream
 from jaxgan.data.pipeline import Batches
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

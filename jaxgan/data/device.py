@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import sharding
+from jaxgan.base import sharding
 from jaxgan.data.choose import _human
 from jaxgan.data.sources import ImageData
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 
 def check(data, process_count: int = 1) -> None:

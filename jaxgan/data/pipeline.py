@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan import rng
+from jaxgan.base import rng
 from jaxgan.data.sources import ImageData
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 
 class EpochSampler:

@@ -30,7 +30,7 @@ import numpy as np
 from jaxgan.data import records
 from jaxgan.data.resize import preprocess
 from jaxgan.data.sources import IMAGE_EXTENSIONS
-from jaxgan.errors import EXIT_USAGE, UserError, UserFileError
+from jaxgan.base.errors import EXIT_USAGE, UserError, UserFileError
 
 
 def _is_image(name: str) -> bool:

@@ -15,7 +15,7 @@ with a dataset.json of labels) holds:
   "channels", "num_classes", "class_names", "records", "record_counts", "sha256" (over the
   record files, in order), "source"}.
 
-PNG is lossless, so the in-memory loader (`load_prepared`) and the streaming reader
+PNG is lossless, so the in-memory loader (`sources.load_prepared`) and the streaming reader
 (jaxgan/data/stream.py) decode exactly the same pixels.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from jaxgan.errors import UserError, UserFileError
+from jaxgan.base.errors import UserError, UserFileError
 
 FORMAT, VERSION = "jaxgan-prepared", 1
 MANIFEST = "manifest.json"
@@ -119,25 +119,6 @@ def open_source(folder: str, manifest: dict):
   """Random access over the records of all files: grain's ArrayRecordDataSource."""
   import grain  # pylint: disable=g-import-not-at-top
   return grain.sources.ArrayRecordDataSource(record_paths(folder, manifest))
-
-
-def load_prepared(folder: str, image_size: int, channels: int, max_examples: int = 0):
-  """Every record of a prepared directory decoded into host memory (an ImageData): the
-  default path for prepared data that fits in config.data.max_host_memory."""
-  from jaxgan.data.sources import ImageData  # pylint: disable=g-import-not-at-top
-  manifest = read_manifest(folder)
-  check_shape(manifest, folder, image_size, channels)
-  n = manifest["count"] if not max_examples else min(max_examples, manifest["count"])
-  source = open_source(folder, manifest)
-  images = np.empty((n, image_size, image_size, channels), np.uint8)
-  labels = np.empty((n,), np.int32)
-  for lo in range(0, n, 4096):
-    idx = list(range(lo, min(n, lo + 4096)))
-    images[lo:lo + len(idx)], labels[lo:lo + len(idx)] = decode_many(
-        source.__getitems__(idx), channels)
-  labelled = manifest["num_classes"] > 0
-  return ImageData(images, labels if labelled else None, manifest["num_classes"],
-                   dataset_name(folder), tuple(manifest["class_names"]) if labelled else ())
 
 
 def dataset_name(folder: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
 

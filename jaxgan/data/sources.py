@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 from jaxgan.data import records
 from jaxgan.data.resize import preprocess  # noqa: F401  (TF-free; re-exported)
-from jaxgan.errors import UserError, UserFileError, did_you_mean
+from jaxgan.base.errors import UserError, UserFileError, did_you_mean
 
 EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
 EMBEDDED_NAME = "fashion_mnist_embedded"
@@ -202,6 +202,25 @@ def load_folder(folder: str, image_size: int, channels: int, max_examples: int =
                    f"folder:{root.name}", tuple(classes) if labelled else ())
 
 
+def load_prepared(folder: str, image_size: int, channels: int, max_examples: int = 0):
+  """Every record of a prepared directory decoded into host memory (an ImageData): the
+  default path for prepared data that fits in config.data.max_host_memory."""
+  manifest = records.read_manifest(folder)
+  records.check_shape(manifest, folder, image_size, channels)
+  n = manifest["count"] if not max_examples else min(max_examples, manifest["count"])
+  source = records.open_source(folder, manifest)
+  images = np.empty((n, image_size, image_size, channels), np.uint8)
+  labels = np.empty((n,), np.int32)
+  for lo in range(0, n, 4096):
+    idx = list(range(lo, min(n, lo + 4096)))
+    images[lo:lo + len(idx)], labels[lo:lo + len(idx)] = records.decode_many(
+        source.__getitems__(idx), channels)
+  labelled = manifest["num_classes"] > 0
+  return ImageData(images, labels if labelled else None, manifest["num_classes"],
+                   records.dataset_name(folder),
+                   tuple(manifest["class_names"]) if labelled else ())
+
+
 def shard(data: ImageData, index: int, count: int) -> ImageData:
   """The index-th of `count` contiguous, disjoint shards that together cover `data`
   (the split of tfds.even_splits)."""
@@ -248,7 +267,7 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
   size, ch, n = data_cfg.image_size, data_cfg.channels, data_cfg.max_examples
   sharded = False
   if data_cfg.folder and records.is_prepared(data_cfg.folder):  # python -m jaxgan.data.prepare
-    data = records.load_prepared(data_cfg.folder, size, ch, n)
+    data = load_prepared(data_cfg.folder, size, ch, n)
   elif data_cfg.folder:
     data = load_folder(data_cfg.folder, size, ch, n)
   elif data_cfg.name:

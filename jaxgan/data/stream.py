@@ -28,7 +28,7 @@ from jaxgan.data import records
 from jaxgan.data.pipeline import EpochSampler
 from jaxgan.data.resize import preprocess
 from jaxgan.data.sources import ImageData
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 BUFFER_PER_WORKER = 2   # batches each worker decodes ahead of the step
 

@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxgan.data.sources import ImageData
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 
 class Classifier(nnx.Module):

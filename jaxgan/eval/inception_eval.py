@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 
-from jaxgan.errors import UserError, UserFileError
+from jaxgan.base.errors import UserError, UserFileError
 from jaxgan.eval import inception as net
 from jaxgan.eval import inception_extractor, inception_weights
+from jaxgan.eval.features import RealStats, real_stats
 
 IS_SPLITS = 10            # Salimans et al. 2016, as every paper reports IS
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000   # StyleGAN2-ADA's kid50k settings
@@ -29,7 +29,7 @@ PR_K = 3                  # Kynkaanniemi et al. 2019
 @dataclasses.dataclass
 class InceptionEval:
   extractor: inception_extractor.InceptionExtractor
-  real: object              # jaxgan.eval.evaluate.RealStats of the reference images
+  real: object              # jaxgan.eval.features.RealStats of the reference images
   protocol: dict
 
 
@@ -70,7 +70,6 @@ def reference_images(config, data, heldout):
 
 def build(config, data, heldout, log=print) -> InceptionEval:
   """Weights -> extractor -> reference statistics (cached per weights, resize and data)."""
-  from jaxgan.eval.evaluate import RealStats, real_stats  # pylint: disable=g-import-not-at-top
   ev = config.eval
   if not ev.inception_weights:
     raise UserFileError(inception_weights.missing_file_message(""))
@@ -95,10 +94,3 @@ def build(config, data, heldout, log=print) -> InceptionEval:
       "is_splits": IS_SPLITS, "kid_subsets": KID_SUBSETS, "kid_subset_size": KID_SUBSET_SIZE,
       "pr_k": PR_K, "precision": "float32, convolutions at Precision.HIGHEST"}
   return InceptionEval(ex, real, protocol)
-
-
-def maybe_build(config, data, heldout, names, log=print) -> Optional[InceptionEval]:
-  from jaxgan.metrics import METRICS  # pylint: disable=g-import-not-at-top
-  if any(METRICS.get(n).needs == "inception" for n in names):
-    return build(config, data, heldout, log)
-  return None

@@ -22,7 +22,7 @@ from typing import Dict, Tuple
 import numpy as np
 from flax import nnx
 
-from jaxgan.errors import UserError, UserFileError
+from jaxgan.base.errors import UserError, UserFileError
 from jaxgan.eval import inception, weights_file
 
 PUBLISHED_FILE = "pt_inception-2015-12-05-6726825d.pth"

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Optional
 import ml_dtypes
 import numpy as np
 
-from jaxgan.errors import UserError
+from jaxgan.base.errors import UserError
 
 try:
   from numpy._core import multiarray as _multiarray

@@ -34,7 +34,8 @@ EMBEDDED = os.path.join(ROOT, "jaxgan", "data", "embedded", "t10k-images-idx3-ub
 
 JAXGAN_SIDE = """
 import json, sys, numpy as np
-from jaxgan.eval import inception_weights, inception_extractor, metrics
+from jaxgan.eval import inception_weights, inception_extractor
+from jaxgan.eval import stats as metrics
 weights, cache, real, fake, out = sys.argv[1:6]
 g, s, info = inception_weights.load(weights, cache, expected="any")
 ex = inception_extractor.InceptionExtractor(g, s, info, resize="bilinear", batch_size=50)

@@ -1,0 +1,1 @@
+"""Speed benchmarks of jaxgan (outside the package): `python -m benchmarks.bench --help`."""

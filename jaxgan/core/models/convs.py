@@ -1,0 +1,239 @@
+"""Convolutions whose backward passes are ordinary convolutions (fast on XLA:CPU).
+
+XLA:CPU runs the dilated convolution that a transposed convolution's weight gradient
+lowers to about 30x slower than an ordinary one (../shared/docs/PERF_NOTES.md). Two places
+hit it: the generator's transposed convolutions, and the gradient penalty's double
+backward (the parameter gradient of a convolution's input gradient, itself a transposed
+convolution). `conv` and `conv_transpose` below are exact adjoints of each other,
+<g, conv_transpose(h; W)> = <conv(g; W), h>, and each one's custom VJP is written with
+the other and with the *ordinary* convolution's weight gradient, so every backward pass
+of every order stays on the fast path and remains differentiable (for the penalty).
+
+On CPU, float32 convolutions run through oneDNN (`jaxgan.cpu.onednn`, an XLA FFI custom call)
+when `set_cpu_conv` allows it: the three primal maps below (`_forward`, `_backward_data`,
+`_backward_weights`) are exactly oneDNN's three convolution primitives, so the custom VJPs
+are unchanged and every order of derivative stays on oneDNN. "auto" (the default) uses it
+when it builds and XLA otherwise; "xla" never; "onednn" requires it.
+
+Layouts are NHWC / HWIO. `conv_transpose(h; W)` maps C_out -> C_in channels with the
+kernel of the convolution it is the adjoint of (PyTorch's ConvTranspose2d semantics:
+ConvTranspose2d(k, s, p) is the adjoint of Conv2d(k, s, p)).
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
+CPU_CONV_MODES = ("auto", "onednn", "xla")
+_cpu_conv = {"mode": "auto", "warned": False}
+
+
+def set_cpu_conv(mode: str) -> None:
+  """Chooses CPU convolutions for programs traced from now on: auto | onednn | xla."""
+  if mode not in CPU_CONV_MODES:
+    raise ValueError(f"unknown cpu_conv {mode!r}; valid: {', '.join(CPU_CONV_MODES)}")
+  if mode == "onednn":
+    from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
+    ok, why = onednn.available()
+    if not ok:
+      raise RuntimeError(f"cpu_conv='onednn' but the oneDNN convolutions are unavailable: {why}."
+                         " Use cpu_conv='auto' to fall back to XLA's convolutions.")
+  _cpu_conv["mode"] = mode
+
+
+def get_cpu_conv() -> str:
+  return _cpu_conv["mode"]
+
+
+def _onednn(*arrays) -> bool:
+  """Whether this convolution may go to oneDNN on CPU (decided at trace time). The
+  platform is chosen at lowering time (`_on_cpu`), not from the process's default backend,
+  so a step traced here lowers for GPU/TPU (`jax.export`) without the CPU custom call."""
+  mode = _cpu_conv["mode"]
+  if mode == "xla":
+    return False
+  if any(a.dtype != jnp.float32 for a in arrays):
+    return False
+  from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
+  ok, why = onednn.available()  # set_cpu_conv("onednn") already required it
+  if not ok:
+    if not _cpu_conv["warned"] and jax.default_backend() == "cpu":  # silent on GPU/TPU hosts
+      _cpu_conv["warned"] = True
+      warnings.warn(f"oneDNN convolutions unavailable, using XLA's (slower on CPU): {why}")
+    return False
+  return True
+
+
+def _on_cpu(a, b, cpu, other):
+  """cpu(a, b) when the program is lowered for CPU, other(a, b) for any other platform;
+  only the platform's branch is lowered (lax.platform_dependent)."""
+  return lax.platform_dependent(a, b, cpu=cpu, default=other)
+
+
+def _onednn_call(kind: int, a, b, out_shape, stride, padding):
+  from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
+  (pt, pb), (pl, pr) = padding
+  i64 = lambda v: np.int64(int(v))
+  return jax.ffi.ffi_call(onednn.TARGET, jax.ShapeDtypeStruct(tuple(out_shape), jnp.float32),
+                          vmap_method="sequential")(
+      a, b, kind=i64(kind), sh=i64(stride[0]), sw=i64(stride[1]), pt=i64(pt), pb=i64(pb),
+      pl=i64(pl), pr=i64(pr))
+
+
+def _out_hw(in_hw, w_shape, stride, padding):
+  return tuple((n + lo + hi - k) // s + 1
+               for n, k, s, (lo, hi) in zip(in_hw, w_shape[:2], stride, padding))
+
+
+# oneDNN is slower than XLA when the side being produced has very few channels (measured on
+# DCGAN-64: the input gradient of the 1-channel first layer 13.4 vs 7.6 ms, the 1-channel
+# logit 0.6 vs 0.4 ms); those stay on XLA.
+_MIN_ONEDNN_OUT_CHANNELS = 8
+
+
+def _forward(x, w, stride, padding):
+  xla = lambda x, w: _plain_conv(x, w, stride, padding)
+  if w.shape[3] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(x, w):
+    out = (x.shape[0], *_out_hw(x.shape[1:3], w.shape, stride, padding), w.shape[3])
+    return _on_cpu(x, w, lambda x, w: _onednn_call(0, x, w, out, stride, padding), xla)
+  return xla(x, w)
+
+
+def _backward_data(h, w, stride, padding, in_hw):
+  xla = lambda h, w: _plain_conv_transpose(h, w, stride, padding, in_hw)
+  if w.shape[2] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(h, w):
+    return _on_cpu(h, w, lambda h, w: _onednn_call(1, h, w, (h.shape[0], *in_hw, w.shape[2]),
+                                                   stride, padding), xla)
+  return xla(h, w)
+
+
+def _backward_weights(x, dy, w_shape, stride, padding):
+  xla = lambda x, dy: _weight_grad(x, dy, w_shape, stride, padding)
+  if _onednn(x, dy):
+    return _on_cpu(x, dy, lambda x, dy: _onednn_call(2, x, dy, w_shape, stride, padding), xla)
+  return xla(x, dy)
+
+
+def _plain_conv(x, w, stride, padding):
+  return lax.conv_general_dilated(x, w, stride, padding, dimension_numbers=_DN)
+
+
+def _weight_grad(x, dy, w_shape, stride, padding):
+  """d<dy, conv(x; W)>/dW: the ordinary (fast) convolution weight gradient."""
+  _, vjp = jax.vjp(lambda w: _plain_conv(x, w, stride, padding),
+                   jnp.zeros(w_shape, x.dtype))
+  return vjp(dy)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(x, w, stride: Tuple[int, int], padding: Tuple[Tuple[int, int], ...]):
+  """lax.conv_general_dilated(x, w, stride, padding) with a fast backward of any order."""
+  return _forward(x, w, stride, padding)
+
+
+# The fwd rules call the custom_vjp functions themselves (not their primal bodies): under
+# an outer derivative (the gradient penalty differentiates a gradient) the primal is then
+# again a function with these rules, so no derivative of any order reaches the oneDNN
+# custom call, which has none of its own.
+def _conv_fwd(x, w, stride, padding):
+  return conv(x, w, stride, padding), (x, w)
+
+
+def _conv_bwd(stride, padding, res, dy):
+  x, w = res
+  dx = conv_transpose(dy, w, stride, padding, x.shape[1:3])
+  return dx, weight_grad(x, dy, tuple(w.shape), stride, padding)
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def weight_grad(x, dy, w_shape, stride, padding):
+  """d<dy, conv(x; W)>/dW, differentiable in x and dy (the gradient penalty's double
+  backward needs it): <G, weight_grad(x, dy)> = <dy, conv(x; G)>, so its cotangents
+  are conv_transpose(dy; G) for x and conv(x; G) for dy."""
+  return _backward_weights(x, dy, w_shape, stride, padding)
+
+
+def _weight_grad_fwd(x, dy, w_shape, stride, padding):
+  return weight_grad(x, dy, w_shape, stride, padding), (x, dy)
+
+
+def _weight_grad_bwd(w_shape, stride, padding, res, g):
+  x, dy = res
+  return conv_transpose(dy, g, stride, padding, x.shape[1:3]), conv(x, g, stride, padding)
+
+
+weight_grad.defvjp(_weight_grad_fwd, _weight_grad_bwd)
+
+
+def _space_to_depth(x, s: int):
+  b, hh, ww, c = x.shape
+  x = x.reshape(b, hh // s, s, ww // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, hh // s, ww // s, s * s * c)
+
+
+def _unstrided_conv(x, w, stride, padding):
+  """conv(x; w, stride, padding) computed as a stride-1 convolution: the zero-padded input
+  is folded space-to-depth (s x s blocks into channels) and the kernel likewise, so
+  k x k / stride s becomes ceil(k/s) x ceil(k/s) / stride 1. Same result; its linear
+  transpose (the transposed convolution) is then an ordinary stride-1 convolution instead
+  of the input-dilated one that XLA:CPU runs about 2x slower, with 3/4 of its inputs zero."""
+  (s, s2), k = stride, w.shape[0]
+  if s != s2 or w.shape[1] != k:
+    return _plain_conv(x, w, stride, padding)
+  kp = -(-k // s) * s
+  if kp != k:  # a zero-padded kernel computes the same outputs
+    w = jnp.pad(w, ((0, kp - k), (0, kp - k), (0, 0), (0, 0)))
+  (pl, ph), (ql, qh) = padding
+  hh, ww = x.shape[1], x.shape[2]
+  oh, ow = _out_hw((hh, ww), (k, k), stride, padding)
+  kk = kp // s
+  hn, wn = (oh - 1 + kk) * s, (ow - 1 + kk) * s
+  x = lax.pad(x, jnp.zeros((), x.dtype),
+              ((0, 0, 0), (pl, hn - hh - pl, 0), (ql, wn - ww - ql, 0), (0, 0, 0)))
+  ci, co = w.shape[2], w.shape[3]
+  wk = w.reshape(kk, s, kk, s, ci, co).transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, s * s * ci, co)
+  return _plain_conv(_space_to_depth(x, s), wk, (1, 1), ((0, 0), (0, 0)))
+
+
+def _plain_conv_transpose(h, w, stride, padding, in_hw):
+  x_struct = jax.ShapeDtypeStruct((h.shape[0], *in_hw, w.shape[2]), h.dtype)
+  adjoint = jax.linear_transpose(lambda x: _unstrided_conv(x, w, stride, padding), x_struct)
+  return adjoint(h)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose(h, w, stride, padding, in_hw):
+  """The adjoint of conv(., w): maps [B, *out_hw, C_out] to [B, *in_hw, C_in]."""
+  return _backward_data(h, w, stride, padding, in_hw)
+
+
+def _conv_t_fwd(h, w, stride, padding, in_hw):
+  return conv_transpose(h, w, stride, padding, in_hw), (h, w)
+
+
+def _conv_t_bwd(stride, padding, in_hw, res, g):
+  h, w = res
+  # <g, conv_t(h; W)> = <conv(g; W), h>: both cotangents are ordinary-conv computations.
+  return conv(g, w, stride, padding), weight_grad(g, h, tuple(w.shape), stride, padding)
+
+
+conv_transpose.defvjp(_conv_t_fwd, _conv_t_bwd)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+  """TF/Flax 'SAME' padding for one spatial dimension (symmetric for k4/s2 on even sizes,
+  i.e. PyTorch's padding=1)."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+

@@ -1,0 +1,173 @@
+"""Regularizers of D or G, as a list in the config: `config.regularizers`.
+
+Each entry is `{name, weight, every, side, **options}` (or just a name):
+
+  name    a registered regularizer (every module of this package registers its own)
+  weight  multiplies the (unweighted) term; default: the regularizer's own
+  every   lazy regularization (Karras et al. 2020, StyleGAN2 sec. 3.1): the term is
+          computed on every k-th update of its network only, with weight x k
+  side    "d" (added to D's loss in every critic update) or "g" (to G's loss)
+  options regularizer-specific settings (e.g. path length's `decay`), with defaults
+
+`config.penalty` / `config.penalty_weight` remain a shorthand for one D-side entry.
+
+A regularizer is `fn(ctx) -> (value, new_state)`. `ctx` (a `Context`) gives what a term
+may need: the discriminator as a function of images (`critic`, the same path as the loss:
+augmentation included, gradients w.r.t. the images it is given), the real and generated
+batches and their logits, the generator as a function of latents, its key, its options and
+its state. State (path length's running mean, LeCam's anchors) lives in
+`TrainState.reg[name]`: saved, restored and stacked in populations like everything else.
+
+Lazy terms are added to the loss of the step they run in (scaled by `every`) instead of a
+separate optimizer step as in StyleGAN2's phases: one compiled step, the same expected
+gradient. Their metric is value x every on the steps they run and 0 otherwise, so its mean
+over a log window (a multiple of `every`) is the term's mean.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxgan.base.registry import Registry, import_all
+
+Array = jax.Array
+
+
+class Context(NamedTuple):
+  """What a regularizer sees. D side: critic, real, fake, real_logits, fake_logits, and
+  generate (G at its current weights, no gradient) with the z of `fake`. G side: generate,
+  z, fake, fake_logits, labels, and apply_g(fn) = fn(G at its current weights), for terms
+  that need G's parts (the path-length penalty: StyleGAN2's map and synthesize). Both:
+  key, options, state, and params (the network's own parameters, for terms on the
+  weights such as orthogonal regularization)."""
+  key: Array
+  options: Dict[str, Any]
+  state: Any = None
+  critic: Optional[Callable[[Array], Array]] = None
+  real: Optional[Array] = None
+  fake: Optional[Array] = None
+  real_logits: Optional[Array] = None
+  fake_logits: Optional[Array] = None
+  generate: Optional[Callable[[Array], Array]] = None
+  z: Optional[Array] = None
+  params: Any = None      # the parameters of the side's own network (being differentiated)
+  labels: Optional[Array] = None
+  apply_g: Optional[Callable[[Callable], Any]] = None
+
+
+class Regularizer(NamedTuple):
+  fn: Callable[[Context], Tuple[Array, Any]]
+  sides: Tuple[str, ...] = ("d",)
+  weight: float = 1.0                 # default weight
+  options: Dict[str, Any] = {}        # option name -> default
+  init_state: Optional[Callable[[], Any]] = None
+  per_example: bool = False           # needs per-example input gradients (no BatchNorm D)
+
+
+REGULARIZERS: Registry[Regularizer] = Registry("regularizer", "config.regularizers")
+
+
+class Entry(NamedTuple):
+  """One resolved entry of the list."""
+  name: str
+  weight: float
+  every: int
+  side: str
+  options: Dict[str, Any]
+  reg: Regularizer
+  stream: str        # name of its random stream ("penalty" for the shorthand, as before)
+
+  @property
+  def hparam(self) -> str:
+    """Key of the weight in TrainState.hparams (a population may vary it)."""
+    return f"reg/{self.name}"
+
+
+def _entry(raw, where: str, stream: str = "") -> Entry:
+  spec = {"name": raw} if isinstance(raw, str) else dict(raw)
+  name = spec.pop("name", None)
+  if name is None:
+    raise ValueError(f"{where}: every entry needs a 'name', got {raw!r}.")
+  if name not in REGULARIZERS:
+    raise ValueError(f"{where}: unknown regularizer {name!r}; valid: "
+                     f"{', '.join(REGULARIZERS.names())}.")
+  reg = REGULARIZERS.get(name)
+  weight = float(spec.pop("weight", reg.weight))
+  every = int(spec.pop("every", 1))
+  side = str(spec.pop("side", reg.sides[0])).lower()
+  unknown = sorted(set(spec) - set(reg.options))
+  if unknown:
+    valid = ", ".join(["name", "weight", "every", "side", *reg.options])
+    raise ValueError(f"{where}: regularizer {name!r} has no option(s) {', '.join(unknown)}; "
+                     f"valid keys: {valid}.")
+  if side not in reg.sides:
+    raise ValueError(f"{where}: regularizer {name!r} acts on side(s) "
+                     f"{', '.join(reg.sides)}, not {side!r}.")
+  if not weight >= 0:   # also refuses NaN
+    raise ValueError(f"{where}: 'weight' of {name!r} must be >= 0, got {weight}; a negative "
+                     "weight would reward what the term penalises.")
+  if every < 1:
+    raise ValueError(f"{where}: 'every' of {name!r} must be >= 1, got {every}.")
+  return Entry(name, weight, every, side, {**reg.options, **spec}, reg,
+               stream or f"reg/{name}")
+
+
+def resolve(config) -> List[Entry]:
+  """The regularizers a config asks for: `config.regularizers` plus the `penalty`
+  shorthand ('clip' is not a regularizer but D's weight projection, see jaxgan/core/optim.py)."""
+  entries = [_entry(r, "config.regularizers") for r in config.regularizers]
+  if config.penalty not in ("none", "clip"):
+    entries.append(_entry({"name": config.penalty, "weight": config.penalty_weight,
+                           "side": "d"}, "config.penalty", stream="penalty"))
+  names = [e.name for e in entries]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    raise ValueError(f"Regularizer(s) {', '.join(dup)} listed twice (config.regularizers and "
+                     "config.penalty together?); give each once.")
+  return entries
+
+
+def init_states(entries: List[Entry]) -> Dict[str, Any]:
+  return {e.name: e.reg.init_state() for e in entries if e.reg.init_state is not None}
+
+
+def apply(entries: List[Entry], side: str, counter, hparams, states, make_ctx,
+          active=None) -> Tuple[Array, Dict[str, Any], Dict[str, Array]]:
+  """Sum of the weighted terms of one side, their new states and metrics.
+
+  `counter` counts this side's updates (lazy terms run where counter % every == 0);
+  `make_ctx(entry, state)` builds an entry's Context. `active`, when given, is the set of
+  lazy terms that run in this update, known when the step is traced (the training loop
+  compiles one step per pattern: a lax.cond around a term differentiated twice made the
+  step slower on CPU than computing the term every time); else a lax.cond on `counter`."""
+  total = jnp.zeros((), jnp.float32)
+  new_states, metrics = dict(states), {}
+  for e in entries:
+    if e.side != side:
+      continue
+    state = states.get(e.name)
+
+    def run(state, e=e):
+      value, new_state = e.reg.fn(make_ctx(e, state))
+      return jnp.asarray(value, jnp.float32), new_state
+
+    if e.every == 1:
+      value, state = run(state)
+    elif active is not None:  # lazy, with this update's pattern fixed at trace time
+      value, state = run(state) if e.name in active else (jnp.zeros((), jnp.float32), state)
+      value = value * e.every
+    else:  # lazy: only every k-th update computes the term; weight x k there
+      active = counter % e.every == 0
+      skip = lambda s: (jnp.zeros((), jnp.float32), s)
+      value, state = jax.lax.cond(active, run, skip, state)
+      value = value * e.every
+    total = total + hparams[e.hparam] * value
+    metrics[e.name] = value
+    if e.name in states:
+      new_states[e.name] = state
+  return total, new_states, metrics
+
+
+import_all(__name__, __path__)

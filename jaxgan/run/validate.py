@@ -1,0 +1,119 @@
+"""The whole config checked before any data is read or anything compiled.
+
+`validate(config)` checks every field against the schema (jaxgan/config.py: type, range,
+registry names, no unknown field) and then the rules that tie fields together, each a
+small function in `CROSS_CHECKS`. Every problem is a `UserError` naming the field, its
+value and the fix, which launch.py prints as one line.
+"""
+from __future__ import annotations
+
+from typing import Callable, List
+
+import ml_collections
+
+from jaxgan import config as C
+from jaxgan.base.errors import UserError
+
+
+def _label_tricks(c):
+  from jaxgan.core.losses import LOSSES  # pylint: disable=g-import-not-at-top
+  lab = c.labels
+  if not LOSSES.get(c.loss).uses_targets and (lab.smoothing or lab.noise or lab.flip):
+    valid = [n for n in LOSSES.names() if LOSSES.get(n).uses_targets]
+    raise UserError(f"config.labels (smoothing/noise/flip) has no meaning for "
+                    f"config.loss={c.loss!r}; set them to 0 or use a loss with targets: "
+                    f"{', '.join(valid)}.")
+
+
+def _regularizers(c):
+  from jaxgan.core import regularizers  # pylint: disable=g-import-not-at-top
+  try:
+    entries = regularizers.resolve(c)
+  except UserError:
+    raise
+  except (ValueError, TypeError) as e:
+    raise UserError(str(e)) from None
+  for e in entries:
+    if e.reg.per_example and c.model.d_norm == "batch" and c.model.arch != "mlp":
+      raise UserError(
+          f"Regularizer {e.name!r} needs per-example input gradients, but "
+          "config.model.d_norm='batch' couples the examples of a batch. Set "
+          "config.model.d_norm='layer' or 'none' (Gulrajani et al. 2017, sec. 4).")
+
+
+def _evaluation(c):
+  from jaxgan.eval import metrics  # pylint: disable=g-import-not-at-top
+  if not c.eval.every:
+    return
+  names = metrics.parse(c.eval.metrics)
+  if not names:
+    raise UserError("config.eval.metrics is empty but config.eval.every > 0; name the "
+                    "metrics (e.g. fd,kid,classes) or set config.eval.every=0.")
+  inception = [n for n in names if metrics.METRICS.get(n).needs == "inception"]
+  if inception and not c.eval.inception_weights:
+    raise UserError(f"config.eval.metrics={c.eval.metrics!r} names {', '.join(inception)}, "
+                    "which need the FID Inception's weights: pass "
+                    "--config.eval.inception_weights=PATH (pytorch-fid's "
+                    "pt_inception-2015-12-05-6726825d.pth) or drop them.")
+  keys = [k for n in names for k in metrics.METRICS.get(n).minimize]
+  if c.eval.best_metric not in keys:
+    raise UserError(f"config.eval.best_metric={c.eval.best_metric!r} is not computed by "
+                    f"config.eval.metrics={c.eval.metrics!r}; valid (lower is better): "
+                    f"{', '.join(keys)}.")
+
+
+def _data(c):
+  d = c.data
+  if d.max_examples and d.max_examples < d.batch_size:
+    raise UserError(f"config.data.max_examples={d.max_examples} is smaller than "
+                    f"config.data.batch_size={d.batch_size}; raise it or lower the batch.")
+  if d.source == "stream" and (d.subset or not (d.name or d.folder)):
+    what = (f"config.data.subset={d.subset} keeps a subset in memory" if d.subset else
+            "the embedded Fashion-MNIST (no data.name or data.folder) is held in memory")
+    raise UserError(f"config.data.source='stream' cannot stream: {what}; set "
+                    "config.data.source='auto' or 'memory', or name a prepared directory "
+                    "(config.data.folder) or an array_record TFDS dataset (config.data.name).")
+  if d.on_device and d.source == "stream":
+    raise UserError("config.data.on_device=True needs the dataset in memory, but "
+                    "config.data.source='stream' reads it from disk; set "
+                    "config.data.on_device=False, or config.data.source='memory'.")
+  if d.name and d.folder:
+    raise UserError(f"config.data.name={d.name!r} and config.data.folder={d.folder!r} both "
+                    "set; pick one (clear the other with '').")
+
+
+def _architecture(c):
+  from jaxgan.core import models  # pylint: disable=g-import-not-at-top
+  arch = models.ARCHITECTURES.get(c.model.arch)
+  if arch.check is not None:
+    try:
+      arch.check(c.model, (c.data.image_size, c.data.image_size, c.data.channels))
+    except UserError:
+      raise
+    except ValueError as e:
+      raise UserError(str(e)) from None
+
+
+def _schedules(c):
+  from jaxgan.core import schedules  # pylint: disable=g-import-not-at-top
+  schedules.resolve(c)
+
+
+def _steps_per_call(c):
+  from jaxgan.core import multistep  # pylint: disable=g-import-not-at-top
+  multistep.check(c)
+
+
+CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
+                                _architecture, _steps_per_call]
+
+
+def validate(config) -> None:
+  """Raises UserError for the first problem of `config`; returns None when it is valid."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UserError(f"--config: get_config() returned a {type(config).__name__}, not an "
+                    "ml_collections.ConfigDict; start from configs/default.py's get_config() "
+                    "and override its fields, as configs/gan.py does.")
+  C.check_fields(config)
+  for check in CROSS_CHECKS:
+    check(config)
