@@ -1,6 +1,7 @@
 """Gradient penalties against critics whose input gradients are known in closed form."""
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -107,10 +108,10 @@ def test_grad_norms_are_per_example():
 
 def test_clip_projection_bounds_every_leaf():
   params = {"a": jnp.array([-1.0, 0.005, 2.0]), "b": {"c": jnp.array([[0.3, -0.02]])}}
-  cfg = {"clip": 0.01}
-  assert optim.projection({"clip": 0.0}) is None
-  out = optim.projection(cfg)(params)
-  np.testing.assert_allclose(optim.projection({"clip": 0.0}, "clip", 0.01)(params)["a"],
+  section = lambda clip: ml_collections.ConfigDict({"clip": clip})   # as config.optim.d
+  assert optim.projection(section(0.0)) is None
+  out = optim.projection(section(0.01))(params)
+  np.testing.assert_allclose(optim.projection(section(0.0), "clip", 0.01)(params)["a"],
                              out["a"])
   np.testing.assert_allclose(out["a"], [-0.01, 0.005, 0.01])
   np.testing.assert_allclose(out["b"]["c"], [[0.01, -0.01]])
