@@ -34,6 +34,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from jaxgan.base import paths
+
 TARGET = "jaxgan_onednn_conv"
 _SOURCE = Path(__file__).with_name("onednn_conv.cc")
 _LIB_DIST, _DEV_DIST = "onednn-cpu-gomp", "onednn-devel-cpu-gomp"
@@ -53,9 +55,7 @@ def _dist_path(dist: str, suffix: str) -> Path | None:
 
 
 def _cache_dir() -> Path:
-  root = os.environ.get("JAXGAN_CACHE_DIR") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxgan")
-  return Path(root) / "native"
+  return Path(paths.cache_root()) / "native"
 
 
 def _build() -> Path:

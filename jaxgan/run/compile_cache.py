@@ -23,16 +23,13 @@ from typing import Optional
 
 import jax
 
+from jaxgan.base import paths
+
 MIN_COMPILE_SECONDS = 0.5
 _OFF = ("off", "none", "false", "0", "")
 _hits = [0]
 _listening = [False]
 _current = [None]
-
-
-def default_root() -> str:
-  return os.environ.get("JAXGAN_CACHE_DIR") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxgan")
 
 
 def resolve(setting: str) -> Optional[str]:
@@ -43,7 +40,7 @@ def resolve(setting: str) -> Optional[str]:
   if setting.lower() in _OFF:
     return None
   if setting.lower() == "auto":
-    return os.path.join(default_root(), "xla")
+    return os.path.join(paths.cache_root(), "xla")
   return os.path.abspath(os.path.expanduser(setting))
 
 
