@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxgan.base.errors import UserError
 from jaxgan.run import compile_cache
 
 
@@ -54,3 +55,10 @@ def test_off_compiles_without_the_cache(tmp_path):
   with compile_cache.Timer() as t:
     jax.jit(_program).lower(x).compile()
   assert not t.from_cache and t.note() == ""
+
+
+def test_a_directory_that_cannot_be_made_is_a_one_line_error(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(UserError, match=r"config.train.compile_cache=.*cannot create.*'off'"):
+    compile_cache.enable(str(blocker / "xla"))

@@ -24,6 +24,7 @@ from typing import Optional
 import jax
 
 from jaxgan.base import paths
+from jaxgan.base.errors import UserError
 
 MIN_COMPILE_SECONDS = 0.5
 _OFF = ("off", "none", "false", "0", "")
@@ -54,7 +55,11 @@ def enable(setting: str = "auto") -> Optional[str]:
   if path is None:
     jax.config.update("jax_enable_compilation_cache", False)
   else:
-    os.makedirs(path, exist_ok=True)
+    try:
+      os.makedirs(path, exist_ok=True)
+    except OSError as e:
+      raise UserError(f"config.train.compile_cache={setting!r}: cannot create {path!r} "
+                      f"({e.strerror}); give a writable directory, or 'off'.") from None
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
