@@ -312,3 +312,35 @@ def test_mode_eval_on_an_array_record_tfds_split_reads_only_the_reference(monkey
     ref = choose.open_for_eval(c, 5, say=lambda _: None)
   assert ref.images.shape == (5, 8, 8, 1) and ref.labels.shape == (5,)
   assert ref.num_classes == 10 and ref.name == "mnist"
+
+
+def test_batch_reader_opens_its_source_once_when_threads_race():
+  """Grain calls the reader from two threads at once (workers=0); opening a TFDS source
+  concurrently raced under tfds.testing.mock_data (CI failure of 2026-12-07)."""
+  import threading  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  opened = []
+
+  class SlowSpec:
+    labelled = False
+
+    def open(self):
+      opened.append(1)
+      time.sleep(0.05)
+      return "source"
+
+    def examples(self, source, idx):
+      assert source == "source"
+      return np.zeros((len(idx), 2, 2, 1), np.uint8), None
+
+  class Sampler:
+    def indices(self, b):
+      return np.arange(2) + b
+
+  reader = stream.BatchReader(SlowSpec(), Sampler())
+  threads = [threading.Thread(target=reader, args=(b,)) for b in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert len(opened) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from typing import Optional, Sequence, Tuple
 
@@ -109,17 +110,31 @@ class StreamedData:
 class BatchReader:
   """The function Grain maps over batch numbers in the worker processes: batch b's
   examples, read and decoded. Holds the sampler, so a worker needs nothing from the
-  parent but this object."""
+  parent but this object. The source is opened once per process under a lock: with
+  workers=0 Grain calls it from several threads at once, and opening a TFDS source
+  concurrently races (two opens, and under tfds.testing.mock_data a patched class
+  seen half-patched by the other thread)."""
 
   def __init__(self, spec: Spec, sampler: EpochSampler):
     self.spec, self.sampler, self._source = spec, sampler, None
+    self._lock = threading.Lock()
 
   def __getstate__(self):
     return {"spec": self.spec, "sampler": self.sampler, "_source": None}
 
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
+
+  def _opened(self):
+    with self._lock:
+      if self._source is None:
+        self._source = self.spec.open()
+      return self._source
+
   def __call__(self, b: int) -> dict:
     if self._source is None:
-      self._source = self.spec.open()
+      self._opened()
     images, labels = self.spec.examples(self._source, self.sampler.indices(b))
     return {"images": images, "labels": labels} if self.spec.labelled else {"images": images}
 
