@@ -269,17 +269,19 @@ def _train_mode(workdir):
   print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
 
 
-def _compile_cache_setting(workdir: str) -> str:
-  """config.train.compile_cache of the config being trained, else of the stored run."""
+def _run_setting(workdir: str, field: str) -> str:
+  """config.<field> ("train.compile_cache") of the config being trained, else of the
+  stored run, else the schema's default."""
   from jaxgan.config import FIELDS  # pylint: disable=g-import-not-at-top
-  default = FIELDS["train.compile_cache"].default
+  section, name = field.split(".")
+  default = FIELDS[field].default
   if FLAGS.config is not None:
     # A get_config() that returned a plain dict is refused by validation, with its fix.
-    train_cfg = getattr(FLAGS.config, "train", None)
-    return train_cfg.get("compile_cache", default) if train_cfg is not None else default
+    cfg = getattr(FLAGS.config, section, None)
+    return cfg.get(name, default) if cfg is not None else default
   try:
     with open(os.path.join(workdir, "config.json")) as f:
-      return json.load(f).get("train", {}).get("compile_cache", default)
+      return json.load(f).get(section, {}).get(name, default)
   except (OSError, ValueError):
     return default
 
@@ -290,11 +292,9 @@ def _main(argv):
     raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}; flags start with --.")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
-  from jaxgan.cpu import allocator  # pylint: disable=g-import-not-at-top
-  allocator.tune_host_allocator()  # before the first big host allocation
   init_distributed()
-  from jaxgan.run import restore  # pylint: disable=g-import-not-at-top
-  from jaxgan.eval import sampling  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import platform  # pylint: disable=g-import-not-at-top
+  platform.tune_host_allocator()  # before the first big host allocation
   from jaxgan.run import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
@@ -311,10 +311,19 @@ def _main(argv):
       raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
     _checkpoint_choice(FLAGS.checkpoint)
   from jaxgan.run import compile_cache  # pylint: disable=g-import-not-at-top
-  compile_cache.enable(_compile_cache_setting(workdir))
+  compile_cache.enable(_run_setting(workdir, "train.compile_cache"))
   if FLAGS.mode == "train":
-    _train_mode(workdir)
-  elif FLAGS.mode == "sample":
+    _train_mode(workdir)   # each run installs its own config's speed-ups
+  else:
+    with platform.speedups(_run_setting(workdir, "train.cpu_conv")):
+      _read_mode(workdir)
+
+
+def _read_mode(workdir):
+  """--mode sample | latent | report | eval: what a stored run gives."""
+  from jaxgan.run import restore  # pylint: disable=g-import-not-at-top
+  from jaxgan.eval import sampling  # pylint: disable=g-import-not-at-top
+  if FLAGS.mode == "sample":
     _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
                           FLAGS.labels, truncation=FLAGS.truncation)

@@ -109,17 +109,18 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
     jax.block_until_ready(it[1])
     float(it[1]["g_loss"])
 
+  from jaxgan.run import platform  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
-  step()
+  with platform.speedups(c.train.cpu_conv) as provider:   # traced by the first call
+    step()
   sync()
   compile_first = time.perf_counter() - t0
   res = common.bench(step, sync, seconds=seconds, repeats=repeats, warmup_s=warmup_s, log=log)
   res["first_iter_s"] = compile_first
   losses = {k: float(v) for k, v in it[1].items() if k.endswith("_loss")}
-  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
   return common.make_record(
       "jax_jit", "jax/flax", versions(), model, res,
-      extra={"cpu_conv": convs.get_cpu_conv(), "final_losses": losses,
+      extra={"cpu_conv": c.train.cpu_conv, "conv_provider": repr(provider), "final_losses": losses,
              "losses_finite": all(np.isfinite(list(losses.values()))), "params_G": got[0], "params_D": got[1], "num_devices": mesh.devices.size})
 
 
@@ -345,8 +346,8 @@ def main(argv=None):
   unknown = sorted(set(peer_names or ()) - {q[0] for q in PEERS})
   if unknown:
     p.error(f"unknown --peer-names {unknown}; valid: {', '.join(q[0] for q in PEERS)}")
-  from jaxgan.cpu import allocator  # pylint: disable=g-import-not-at-top
-  allocator.tune_host_allocator()
+  from jaxgan.run import platform  # pylint: disable=g-import-not-at-top
+  platform.tune_host_allocator()
   log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
   records = []
 

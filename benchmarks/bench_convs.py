@@ -20,6 +20,7 @@ from jaxgan.cpu import onednn
 from jaxgan.core import state as state_lib, train_step
 from benchmarks.bench import pinned_config
 from jaxgan.core.models import convs
+from jaxgan.cpu import conv_provider
 
 
 def bench_convs(model: str, seconds: float, log) -> list:
@@ -36,7 +37,8 @@ def bench_convs(model: str, seconds: float, log) -> list:
   step = train_step.make_train_step(gan, c)
   batch = {"images": np.zeros((c.train.n_critic, c.data.batch_size, *shape), np.uint8)}
   # What XLA compiles, not the traced jaxpr: the custom calls in the optimised HLO.
-  hlo = jax.jit(step).lower(state, batch).compile().as_text()
+  with convs.provided_by(conv_provider.make("onednn")):
+    hlo = jax.jit(step).lower(state, batch).compile().as_text()
   dims = lambda g: tuple(int(d) for d in g.split(",") if d)
   call = re.compile(
       r"= f32\[([\d,]*)\]\S* custom-call\(.*?custom_call_target=\"" + onednn.TARGET
@@ -66,7 +68,7 @@ def bench_convs(model: str, seconds: float, log) -> list:
 
   for (kind, a, b, o, s, p), n in sorted(found.items()):
     xa, xb = jax.random.normal(key, a), jax.random.normal(key, b)
-    t_dnnl = timed(lambda u, v: convs._onednn_call(kind, u, v, o, s, p), xa, xb)  # pylint: disable=protected-access
+    t_dnnl = timed(lambda u, v: conv_provider._call(kind, u, v, o, s, p), xa, xb)  # pylint: disable=protected-access
     t_xla = timed(lambda u, v: xla[kind](u, v, o, s, p), xa, xb)
     rows.append({"model": model, "conv": names[kind], "a": a, "b": b, "out": o, "stride": s,
                  "padding": p, "per_step": n, "onednn_ms": 1e3 * t_dnnl, "xla_ms": 1e3 * t_xla,

@@ -128,15 +128,12 @@ def step_flops(model: str, dtype: str, make_config) -> dict:
   c.train.dtype, c.train.critic_loop = dtype, "unroll"
   c.train.cpu_conv = "xla"
   shape = (c.data.image_size, c.data.image_size, c.data.channels)
-  previous = convs.get_cpu_conv()   # process-wide, read at trace time: restored below
-  try:
+  with convs.provided_by(None):   # XLA's convolutions, whatever the caller's scope
     gan, state = state_lib.create(c, shape, 0)
     step = functools.partial(train_step.make_train_step(gan, c), pattern=None)
     batch = {"images": jax.ShapeDtypeStruct(
         (c.train.n_critic, c.data.batch_size, *shape), jnp.uint8)}
     out = program_flops(step, state, batch)
-  finally:
-    convs.set_cpu_conv(previous)
   out["flops_cpu_conv"] = "xla"
   return out
 

@@ -8,7 +8,9 @@ those below it (checked by import-linter: the `layers` contract in pyproject.tom
   core/    the GAN: models, losses, regularizers, augmentations, optimizers, schedules,
            the train state and the pure train step
   data/    datasets and the deterministic batch stream
-  cpu/     XLA:CPU-only speed-ups (oneDNN convolutions, host allocator tuning)
+  cpu/     XLA:CPU-only speed-ups (oneDNN convolutions, host allocator tuning): imported
+           only by run/platform.py, on CPU, and reaching the core through one hook
+           (the convolution provider of core/models/convs.py)
   base/    errors, registries, random streams, sharding, the schema's field types
 
 launch.py (the command line) sits on top; benchmarks/ and tools/ are outside the package.

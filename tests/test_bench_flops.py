@@ -59,13 +59,9 @@ def test_mlp_gan_iteration_matches_hand_count(capsys):
   FLOPs per iteration are the dots' closed-form count plus XLA's elementwise work (the
   activations, losses and Adam: measured +1.7%)."""
   from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
-  before = convs.get_cpu_conv()
-  try:
-    assert bench.main(["--model", "mlp_gan", "--calls", "--seconds", "0.01", "--repeats",
-                       "1"]) == 0
-    assert convs.get_cpu_conv() == "auto"      # the timed programs' mode: costing's undone
-  finally:
-    convs.set_cpu_conv(before)
+  assert bench.main(["--model", "mlp_gan", "--calls", "--seconds", "0.01", "--repeats",
+                     "1"]) == 0
+  assert convs.current_provider() is None      # the bench's scopes leave nothing behind
   out = capsys.readouterr()
   rec = [json.loads(l) for l in out.out.splitlines() if l.startswith("{")][-1]
   hand = _mlp_gan_hand_count()

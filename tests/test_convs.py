@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.cpu import onednn
+from jaxgan.base.errors import UserError
+from jaxgan.cpu import conv_provider, onednn
 from jaxgan.core.models import convs
 
 KEY = jax.random.PRNGKey(0)
@@ -18,11 +19,9 @@ PAD, S = ((1, 1), (1, 1)), (2, 2)
 
 @pytest.fixture(params=["xla", "onednn"], autouse=True)
 def cpu_conv(request):
-  """Every test here runs once per CPU convolution path."""
-  before = convs.get_cpu_conv()
-  convs.set_cpu_conv(request.param)
-  yield request.param
-  convs.set_cpu_conv(before)
+  """Every test here runs once per CPU convolution path: no provider (XLA), oneDNN's."""
+  with convs.provided_by(conv_provider.make(request.param)):
+    yield request.param
 
 
 def uses_onednn(fn, *args) -> bool:
@@ -152,8 +151,23 @@ def test_onednn_builds_here_and_reports_its_kernels():
 
 
 def test_unknown_cpu_conv_lists_the_valid_ones():
-  with pytest.raises(ValueError, match="auto, onednn, xla"):
-    convs.set_cpu_conv("mkl")
+  with pytest.raises(UserError, match=r"config.train.cpu_conv='mkl'.*auto, onednn, xla"):
+    conv_provider.make("mkl")
+
+
+def test_the_provider_is_scoped_and_nests():
+  """No process-wide switch: the provider applies inside its scope only, and an inner
+  scope (None: XLA) restores the outer one when it ends."""
+  onednn_convs = conv_provider.make("onednn")
+  f = lambda x, w: convs.conv(x, w, S, PAD)
+  with convs.provided_by(None):
+    assert not uses_onednn(f, X, W)
+    with convs.provided_by(onednn_convs):
+      assert uses_onednn(f, X, W)
+      with convs.provided_by(None):
+        assert not uses_onednn(f, X, W)
+      assert uses_onednn(f, X, W)
+    assert convs.current_provider() is None
 
 
 def test_onednn_is_deterministic_run_to_run():

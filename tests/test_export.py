@@ -16,7 +16,7 @@ import pytest
 
 from jaxgan.cpu import onednn
 from jaxgan.core import state as state_lib, train_step as ts
-from jaxgan.core.models import convs
+from jaxgan.run import platform
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
@@ -78,7 +78,8 @@ def test_every_config_file_lists_its_variants():
 def test_train_step_lowers_for_gpu_and_tpu(name, variant):
   config = importlib.import_module(f"configs.{name}").get_config(variant)
   fn, state, batch = abstract_step(config)
-  exported = jax.export.export(jax.jit(fn), platforms=("cuda", "tpu"))(state, batch)
+  with platform.speedups("auto"):   # traced on this CPU host, under the oneDNN provider
+    exported = jax.export.export(jax.jit(fn), platforms=("cuda", "tpu"))(state, batch)
   text = exported.mlir_module()
   assert exported.platforms == ("cuda", "tpu")
   assert onednn.TARGET not in text and "f64" not in text
@@ -92,11 +93,11 @@ def test_the_cpu_lowering_of_the_same_step_uses_onednn():
   ok, why = onednn.available()
   assert ok, why
   config = importlib.import_module("configs.wgan_gp").get_config("default")
-  convs.set_cpu_conv("auto")
   fn, state, batch = abstract_step(config)
-  assert onednn.TARGET in jax.jit(fn).lower(state, batch).as_text()
-  allow = [jax.export.DisabledSafetyCheck.custom_call(onednn.TARGET)]
-  both = jax.export.export(jax.jit(fn), platforms=("cpu", "cuda"), disabled_checks=allow)(
-      state, batch)
+  with platform.speedups("auto"):
+    assert onednn.TARGET in jax.jit(fn).lower(state, batch).as_text()
+    allow = [jax.export.DisabledSafetyCheck.custom_call(onednn.TARGET)]
+    both = jax.export.export(jax.jit(fn), platforms=("cpu", "cuda"), disabled_checks=allow)(
+        state, batch)
   assert onednn.TARGET in both.mlir_module()   # one program, a branch per platform
   assert both.platforms == ("cpu", "cuda")

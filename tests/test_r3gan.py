@@ -58,8 +58,14 @@ def test_resampling_matches_a_direct_fir_computation(n):
   np.testing.assert_allclose(ones[0, 1:-1, 1:-1, 0], 1.0, rtol=1e-6)
 
 
-def test_grouped_convolution_equals_xla_grouped_convolution():
-  convs.set_cpu_conv("auto")
+@pytest.mark.parametrize("cpu_conv", ["xla", "onednn"])
+def test_grouped_convolution_equals_xla_grouped_convolution(cpu_conv):
+  from jaxgan.cpu import conv_provider  # pylint: disable=g-import-not-at-top
+  with convs.provided_by(conv_provider.make(cpu_conv)):
+    _grouped_convolution_equals_xla()
+
+
+def _grouped_convolution_equals_xla():
   conv = r3gan.GroupedConv(32, 3, 4, 1.0, nnx.Rngs(0))
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 32))
   want = lax.conv_general_dilated(x, conv.kernel[...], (1, 1), ((1, 1), (1, 1)),

@@ -23,7 +23,6 @@ from jaxgan.core import augment, regularizers, schedules
 from jaxgan.base import rng
 from jaxgan.core.augment import adaptive
 from jaxgan.core.losses import LOSSES, Loss, label_targets
-from jaxgan.core.models import convs
 from jaxgan.core.state import GAN, NetState, TrainState
 
 Batch = Dict[str, jax.Array]
@@ -82,9 +81,9 @@ def _apply(tx, project, net: NetState, grads, stats) -> NetState:
 
 
 def make_train_step(gan: GAN, config) -> Callable[[TrainState, Batch], Tuple[TrainState, Metrics]]:
-  """Returns the (uncompiled) pure train step for `gan` under `config`. Applies
-  `config.train.cpu_conv` (process-wide, read when the step is traced)."""
-  convs.set_cpu_conv(config.train.cpu_conv)
+  """Returns the (uncompiled) pure train step for `gan` under `config`. Plain JAX: the
+  platform's convolution provider in scope when it is traced (jaxgan/run/platform.py)
+  runs its convolutions."""
   return TrainStep(gan, config).__call__
 
 

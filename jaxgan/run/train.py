@@ -30,7 +30,7 @@ from jaxgan.core import multistep
 from jaxgan.run import population as pop_lib
 from jaxgan.base import sharding
 from jaxgan.core import state as state_lib, train_step as ts
-from jaxgan.run import stopping
+from jaxgan.run import platform, stopping
 from jaxgan.eval import visualize
 from jaxgan.run import validate as validate_lib
 from jaxgan.run import workdir as workdir_lib
@@ -320,7 +320,7 @@ def train_and_evaluate(config, workdir: str, trials: Optional[List[dict]] = None
   workdir's lock throughout; raises errors.Preempted after a signal-requested save."""
   validate_lib.validate(config)
   workdir_lib.prepare(workdir)
-  with workdir_lib.lock_for_training(workdir):
+  with workdir_lib.lock_for_training(workdir), platform.speedups(config.train.cpu_conv):
     state, preempted = _train(config, workdir, trials, resume_step)
   if preempted is not None:
     raise Preempted(preempted, int(np.asarray(state.step).reshape(-1)[0]))

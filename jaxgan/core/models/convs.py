@@ -9,11 +9,14 @@ convolution). `conv` and `conv_transpose` below are exact adjoints of each other
 the other and with the *ordinary* convolution's weight gradient, so every backward pass
 of every order stays on the fast path and remains differentiable (for the penalty).
 
-On CPU, float32 convolutions run through oneDNN (`jaxgan.cpu.onednn`, an XLA FFI custom call)
-when `set_cpu_conv` allows it: the three primal maps below (`_forward`, `_backward_data`,
-`_backward_weights`) are exactly oneDNN's three convolution primitives, so the custom VJPs
-are unchanged and every order of derivative stays on oneDNN. "auto" (the default) uses it
-when it builds and XLA otherwise; "xla" never; "onednn" requires it.
+A platform may run the three primal maps below (`_forward`, `_backward_data`,
+`_backward_weights`: exactly a convolution library's three primitives) itself: a
+*convolution provider*, installed for the programs traced inside `provided_by(provider)`
+(a JAX user context: scoped, nested scopes restore, part of JAX's trace cache keys). The
+custom VJPs stay as they are, so every order of derivative goes to the provider too.
+Without one (the default, and always on GPU/TPU) everything here is plain XLA. The run
+installs jaxgan/cpu/conv_provider.py's oneDNN provider on CPU (`config.train.cpu_conv`,
+jaxgan/run/platform.py); the core never imports it.
 
 Layouts are NHWC / HWIO. `conv_transpose(h; W)` maps C_out -> C_in channels with the
 kernel of the convolution it is the adjoint of (PyTorch's ConvTranspose2d semantics:
@@ -21,70 +24,55 @@ ConvTranspose2d(k, s, p) is the adjoint of Conv2d(k, s, p)).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-import warnings
-from typing import Tuple
+from typing import Callable, Optional, Protocol, Tuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 _DN = ("NHWC", "HWIO", "NHWC")
-CPU_CONV_MODES = ("auto", "onednn", "xla")
-_cpu_conv = {"mode": "auto", "warned": False}
+
+# kinds of primal map a provider is asked for
+FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS = 0, 1, 2
 
 
-def set_cpu_conv(mode: str) -> None:
-  """Chooses CPU convolutions for programs traced from now on: auto | onednn | xla."""
-  if mode not in CPU_CONV_MODES:
-    raise ValueError(f"unknown cpu_conv {mode!r}; valid: {', '.join(CPU_CONV_MODES)}")
-  if mode == "onednn":
-    from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
-    ok, why = onednn.available()
-    if not ok:
-      raise RuntimeError(f"cpu_conv='onednn' but the oneDNN convolutions are unavailable: {why}."
-                         " Use cpu_conv='auto' to fall back to XLA's convolutions.")
-  _cpu_conv["mode"] = mode
+class ConvProvider(Protocol):
+  """Runs one primal map, or declines (returns None) and XLA runs it.
+
+  kind: FORWARD (a=x, b=w), BACKWARD_DATA (a=dy, b=w) or BACKWARD_WEIGHTS (a=x, b=dy);
+  out_shape: the result's shape; xla(a, b): the XLA computation, for platforms the
+  provider does not cover (it may lower both with lax.platform_dependent)."""
+
+  def __call__(self, kind: int, a: jax.Array, b: jax.Array, out_shape: Tuple[int, ...],
+               stride, padding, xla: Callable) -> Optional[jax.Array]: ...
 
 
-def get_cpu_conv() -> str:
-  return _cpu_conv["mode"]
+# A JAX user context, not a plain context variable: its value is part of JAX's tracing and
+# compilation cache keys, so a function traced under one provider is traced again under
+# another instead of silently reusing the first trace (custom_vjp traces are cached). The
+# value must be hashable; equal providers share traces. Thread-local, like JAX's config.
+_PROVIDER = jax.make_user_context(None)
 
 
-def _onednn(*arrays) -> bool:
-  """Whether this convolution may go to oneDNN on CPU (decided at trace time). The
-  platform is chosen at lowering time (`_on_cpu`), not from the process's default backend,
-  so a step traced here lowers for GPU/TPU (`jax.export`) without the CPU custom call."""
-  mode = _cpu_conv["mode"]
-  if mode == "xla":
-    return False
-  if any(a.dtype != jnp.float32 for a in arrays):
-    return False
-  from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
-  ok, why = onednn.available()  # set_cpu_conv("onednn") already required it
-  if not ok:
-    if not _cpu_conv["warned"] and jax.default_backend() == "cpu":  # silent on GPU/TPU hosts
-      _cpu_conv["warned"] = True
-      warnings.warn(f"oneDNN convolutions unavailable, using XLA's (slower on CPU): {why}")
-    return False
-  return True
+@contextlib.contextmanager
+def provided_by(provider: Optional[ConvProvider]):
+  """Programs traced inside run their convolutions' primal maps through `provider`
+  (None: XLA); the previous provider is back when the scope ends."""
+  with _PROVIDER(provider):
+    yield provider
 
 
-def _on_cpu(a, b, cpu, other):
-  """cpu(a, b) when the program is lowered for CPU, other(a, b) for any other platform;
-  only the platform's branch is lowered (lax.platform_dependent)."""
-  return lax.platform_dependent(a, b, cpu=cpu, default=other)
+def current_provider() -> Optional[ConvProvider]:
+  return _PROVIDER.value
 
 
-def _onednn_call(kind: int, a, b, out_shape, stride, padding):
-  from jaxgan.cpu import onednn  # pylint: disable=g-import-not-at-top
-  (pt, pb), (pl, pr) = padding
-  i64 = lambda v: np.int64(int(v))
-  return jax.ffi.ffi_call(onednn.TARGET, jax.ShapeDtypeStruct(tuple(out_shape), jnp.float32),
-                          vmap_method="sequential")(
-      a, b, kind=i64(kind), sh=i64(stride[0]), sw=i64(stride[1]), pt=i64(pt), pb=i64(pb),
-      pl=i64(pl), pr=i64(pr))
+def _map(kind, a, b, out_shape, stride, padding, xla):
+  provider = _PROVIDER.value
+  out = None if provider is None else provider(kind, a, b, tuple(int(d) for d in out_shape),
+                                                stride, padding, xla)
+  return xla(a, b) if out is None else out
 
 
 def _out_hw(in_hw, w_shape, stride, padding):
@@ -92,33 +80,20 @@ def _out_hw(in_hw, w_shape, stride, padding):
                for n, k, s, (lo, hi) in zip(in_hw, w_shape[:2], stride, padding))
 
 
-# oneDNN is slower than XLA when the side being produced has very few channels (measured on
-# DCGAN-64: the input gradient of the 1-channel first layer 13.4 vs 7.6 ms, the 1-channel
-# logit 0.6 vs 0.4 ms); those stay on XLA.
-_MIN_ONEDNN_OUT_CHANNELS = 8
-
-
 def _forward(x, w, stride, padding):
-  xla = lambda x, w: _plain_conv(x, w, stride, padding)
-  if w.shape[3] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(x, w):
-    out = (x.shape[0], *_out_hw(x.shape[1:3], w.shape, stride, padding), w.shape[3])
-    return _on_cpu(x, w, lambda x, w: _onednn_call(0, x, w, out, stride, padding), xla)
-  return xla(x, w)
+  out = (x.shape[0], *_out_hw(x.shape[1:3], w.shape, stride, padding), w.shape[3])
+  return _map(FORWARD, x, w, out, stride, padding,
+              lambda x, w: _plain_conv(x, w, stride, padding))
 
 
 def _backward_data(h, w, stride, padding, in_hw):
-  xla = lambda h, w: _plain_conv_transpose(h, w, stride, padding, in_hw)
-  if w.shape[2] >= _MIN_ONEDNN_OUT_CHANNELS and _onednn(h, w):
-    return _on_cpu(h, w, lambda h, w: _onednn_call(1, h, w, (h.shape[0], *in_hw, w.shape[2]),
-                                                   stride, padding), xla)
-  return xla(h, w)
+  return _map(BACKWARD_DATA, h, w, (h.shape[0], *in_hw, w.shape[2]), stride, padding,
+              lambda h, w: _plain_conv_transpose(h, w, stride, padding, in_hw))
 
 
 def _backward_weights(x, dy, w_shape, stride, padding):
-  xla = lambda x, dy: _weight_grad(x, dy, w_shape, stride, padding)
-  if _onednn(x, dy):
-    return _on_cpu(x, dy, lambda x, dy: _onednn_call(2, x, dy, w_shape, stride, padding), xla)
-  return xla(x, dy)
+  return _map(BACKWARD_WEIGHTS, x, dy, w_shape, stride, padding,
+              lambda x, dy: _weight_grad(x, dy, w_shape, stride, padding))
 
 
 def _plain_conv(x, w, stride, padding):
@@ -141,7 +116,7 @@ def conv(x, w, stride: Tuple[int, int], padding: Tuple[Tuple[int, int], ...]):
 # The fwd rules call the custom_vjp functions themselves (not their primal bodies): under
 # an outer derivative (the gradient penalty differentiates a gradient) the primal is then
 # again a function with these rules, so no derivative of any order reaches the oneDNN
-# custom call, which has none of its own.
+# provider's primitive, which has none of its own.
 def _conv_fwd(x, w, stride, padding):
   return conv(x, w, stride, padding), (x, w)
 
