@@ -32,6 +32,8 @@ _warned = [False]
 class OneDNNConvs:
   """A `convs.ConvProvider` running float32 convolutions through oneDNN on CPU."""
 
+  custom_call_targets = (onednn.TARGET,)   # what programs traced under it may call
+
   def __init__(self):
     onednn.load()   # builds once per machine, registers the FFI target; RuntimeError if not
 

@@ -69,6 +69,11 @@ def enable(setting: str = "auto") -> Optional[str]:
   return path
 
 
+def current() -> Optional[str]:
+  """The directory in use, or None when the cache is off."""
+  return _current[0]
+
+
 def _listen():
   if not _listening[0]:
     _listening[0] = True

@@ -24,7 +24,7 @@ from absl import logging
 
 from jaxgan.run import actions as actions_lib
 from jaxgan.run import checkpoint as ckpt_lib
-from jaxgan.run import compile_cache
+from jaxgan.run import compile_cache, program_cache
 from jaxgan import data as data_lib
 from jaxgan.core import multistep
 from jaxgan.run import population as pop_lib
@@ -120,14 +120,19 @@ class Run:
         fn = pop_lib.population_step(fn, len(states), self.config.train.population_mode)
       return fn
 
-    def compiled(fn, batch_axis, extra=()):
-      return jax.jit(fn, in_shardings=(repl, sharding.batch_sharding(self.mesh, batch_axis),
-                                       *[repl for _ in extra]),
-                     out_shardings=(repl, repl), donate_argnums=0)
+    def compiled(fn, batch_axis, extra=()):   # what _compile jits: the state is donated
+      return fn, (repl, sharding.batch_sharding(self.mesh, batch_axis), *[repl for _ in extra])
     # one compiled step per pattern of lazy regularizers (TrainStep.lazy_pattern)
     self._patterns = step.__self__.lazy_pattern
     self._compiled, self._said_compile = {}, False
     self._program, self._jit = program, compiled
+    self._repl = repl
+    cache_dir = compile_cache.current()
+    self.programs = None   # traced programs on disk: jaxgan/run/program_cache.py
+    if cache_dir is not None and jax.process_count() == 1:
+      self.programs = program_cache.ProgramCache(
+          os.path.join(cache_dir, "programs"), [config_to_dict(m.config) for m in self.members],
+          _say)
     self.per_call = int(self.config.train.steps_per_call)
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 
@@ -139,18 +144,31 @@ class Run:
     return fn(state, batch)
 
   def _compile(self, key, make, *args):
-    """The compiled program for `key` (made by `make()`, a jitted function), compiled
-    ahead of time for `args` so the first one's compile time can be said; from JAX's
-    persistent cache when an earlier process compiled it (jaxgan/run/compile_cache.py)."""
+    """The compiled program for `key` (make() gives the function and its arguments'
+    shardings; the state, first, is donated), compiled ahead of time for `args` so the
+    first one's compile time can be said. Its traced program comes from the program
+    cache and its executable from JAX's compilation cache when an earlier process made
+    them (jaxgan/run/program_cache.py, compile_cache.py)."""
     if key not in self._compiled:
       with compile_cache.Timer() as total:
-        with compile_cache.Timer() as trace:
-          lowered = make().lower(*args)
-        self._compiled[key] = lowered.compile()
+        fn, in_shardings = make()
+        program = None
+        if self.programs is not None:
+          program = self.programs.compile(key, fn, args, in_shardings, self._repl)
+        if program is None:
+          with compile_cache.Timer() as trace:
+            lowered = jax.jit(fn, in_shardings=in_shardings, out_shardings=self._repl,
+                              donate_argnums=0).lower(*args)
+          program, first, before_xla = lowered.compile(), "tracing and lowering", trace.seconds
+        else:
+          first = ("traced program loaded from the program cache" if program.loaded else
+                   "tracing, lowering and saving the program")
+          before_xla = program.trace_s
+        self._compiled[key] = program
       if not self._said_compile:
         self._said_compile = True
-        _say(f"Compiled the first train call in {total.seconds:.1f} s (tracing and lowering "
-             f"{trace.seconds:.1f} s, XLA {total.seconds - trace.seconds:.1f} s){total.note()}.")
+        _say(f"Compiled the first train call in {total.seconds:.1f} s ({first} "
+             f"{before_xla:.1f} s, XLA {total.seconds - before_xla:.1f} s){total.note()}.")
     return self._compiled[key]
 
   def call(self, state, step: int):
