@@ -28,9 +28,11 @@ config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with an argument: configs/gan.py:fashion. "
     "Override any field with --config.FIELD=VALUE.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
-flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "latent", "report"],
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "latent", "report",
+                                    "posthoc_ema"],
                   "train (or resume); sample: export generated images; eval: all metrics; "
-                  "latent: interpolations and class grids; report: DIR/report.html.")
+                  "latent: interpolations and class grids; report: DIR/report.html; "
+                  "posthoc_ema: the metric against post-hoc EMA widths (--sigma_rels).")
 flags.DEFINE_integer("num_samples", 10_000, "sample/eval modes: how many images to generate "
                      "(eval mode with Inception metrics: config.eval.inception_samples, "
                      "50,000, unless given).")
@@ -42,6 +44,11 @@ flags.DEFINE_string("metrics", "all", "eval mode: comma-separated metric names "
                     "(jaxgan/eval/metrics: fd, kid, pr, dc, classes, ppl, fid_inception, is, "
                     "kid_inception, pr_inception) or 'all' (Inception ones when "
                     "--config.eval.inception_weights is set).")
+flags.DEFINE_float("ema_sigma_rel", 0.0, "sample/eval/latent modes: sample with G's post-hoc "
+                   "EMA of this relative width, reconstructed from the run's snapshots "
+                   "(trained with --config.phema.sigma_rels); 0: the checkpoint's weights.")
+flags.DEFINE_string("sigma_rels", "", "posthoc_ema mode: comma-separated widths to evaluate "
+                    "(default 0.01,0.02,0.03,0.05,0.07,0.1,0.13,0.16,0.2,0.25).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
 flags.DEFINE_float("truncation", 0.0, "sample mode: > 0 draws each latent component from "
                    "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); for stylegan2 "
@@ -299,9 +306,16 @@ def _main(argv):
   if not FLAGS.workdir:
     raise UserError("--workdir is required: the directory of the run (created when training).")
   workdir = os.path.abspath(os.path.expanduser(FLAGS.workdir))
-  if EVAL_OVERRIDES and FLAGS.mode != "eval":
+  if EVAL_OVERRIDES and FLAGS.mode not in ("eval", "posthoc_ema"):
     raise UserError(f"--config.{EVAL_OVERRIDES[0][0]} without --config applies to --mode eval "
-                    "only (it sets the evaluation of a stored run).")
+                    "and posthoc_ema only (it sets the evaluation of a stored run).")
+  if FLAGS.ema_sigma_rel and (FLAGS.mode not in ("sample", "eval", "latent")
+                              or not FLAGS.ema_sigma_rel > 0):
+    raise UserError(f"--ema_sigma_rel={FLAGS.ema_sigma_rel}: takes a width > 0 (e.g. 0.05) "
+                    "with --mode sample, eval or latent.")
+  if FLAGS.sigma_rels and FLAGS.mode != "posthoc_ema":
+    raise UserError(f"--sigma_rels={FLAGS.sigma_rels!r} applies to --mode posthoc_ema only "
+                    "(--ema_sigma_rel picks one width for sample/eval/latent).")
   if not FLAGS.truncation >= 0 or (FLAGS.truncation and FLAGS.mode != "sample"):
     raise UserError(f"--truncation={FLAGS.truncation}: takes a threshold > 0 (e.g. 0.5) "
                     "with --mode sample, or 0 for none.")
@@ -320,18 +334,33 @@ def _main(argv):
 
 
 def _read_mode(workdir):
-  """--mode sample | latent | report | eval: what a stored run gives."""
+  """--mode sample | latent | report | eval | posthoc_ema: what a stored run gives."""
   from jaxgan.run import restore  # pylint: disable=g-import-not-at-top
   from jaxgan.eval import sampling  # pylint: disable=g-import-not-at-top
-  if FLAGS.mode == "sample":
-    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
+  num = FLAGS.num_samples if FLAGS["num_samples"].present else 0
+  metrics = FLAGS.metrics   # --config.eval.metrics=... alone picks the metrics too
+  if not FLAGS["metrics"].present:
+    metrics = dict(EVAL_OVERRIDES).get("eval.metrics", "" if FLAGS.mode == "posthoc_ema"
+                                       else metrics)
+  if FLAGS.mode == "posthoc_ema":
+    from jaxgan.run import posthoc  # pylint: disable=g-import-not-at-top
+    sigmas = (posthoc.parse_sigma_rels(FLAGS.sigma_rels) if FLAGS.sigma_rels
+              else posthoc.DEFAULT_SIGMA_RELS)
+    posthoc.sweep(workdir, sigmas, FLAGS.checkpoint, num, FLAGS.sample_seed, metrics,
+                  overrides=EVAL_OVERRIDES)
+    print(f"Wrote {os.path.join(workdir, posthoc.JSON)} and "
+          f"{os.path.join(workdir, posthoc.PLOT)}")
+  elif FLAGS.mode == "sample":
+    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint,
+                                                 FLAGS.ema_sigma_rel)
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
                           FLAGS.labels, truncation=FLAGS.truncation)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
   elif FLAGS.mode == "latent":
     from jaxgan.eval import latent  # pylint: disable=g-import-not-at-top
-    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint)
+    _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint,
+                                                 FLAGS.ema_sigma_rel)
     label = None
     if FLAGS.labels not in ("", "even", "all"):
       label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
@@ -346,12 +375,9 @@ def _read_mode(workdir):
     from jaxgan.eval import report  # pylint: disable=g-import-not-at-top
     print(f"Wrote {report.build(workdir)}")
   else:
-    num = FLAGS.num_samples if FLAGS["num_samples"].present else 0
-    metrics = FLAGS.metrics   # --config.eval.metrics=... alone picks the metrics too
-    if not FLAGS["metrics"].present:
-      metrics = dict(EVAL_OVERRIDES).get("eval.metrics", metrics)
     result = restore.evaluate_checkpoint(workdir, FLAGS.checkpoint, num, FLAGS.sample_seed,
-                                         metrics, overrides=EVAL_OVERRIDES)
+                                         metrics, overrides=EVAL_OVERRIDES,
+                                         ema_sigma_rel=FLAGS.ema_sigma_rel)
     for k, v in result.items():
       if not isinstance(v, list):
         print(f"{k:>28}: {v}")

@@ -54,6 +54,19 @@ UNIT = Range(0, 1, hi_open=True)          # [0, 1)
 PROB = Range(0, 1)                        # [0, 1]
 
 
+def _sigma_rels(v):
+  """phema.sigma_rels: a tuple of distinct numbers in (0, sqrt(1/12))."""
+  if not isinstance(v, (tuple, list)):
+    return "must be a tuple of numbers, e.g. (0.05, 0.1)"
+  for x in v:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < 0.2886:
+      return (f"has {x!r}: each must be a number in (0, 0.2886) (sqrt(1/12) is a uniform "
+              "average); EDM2 and R3GAN2 keep (0.05, 0.1)")
+  if len(set(v)) != len(v):
+    return "repeats a value: give each width once"
+  return None
+
+
 def _optim_fields(net: str) -> Dict[str, Field]:
   who = {"g": "generator", "d": "discriminator"}[net]
   p = f"optim.{net}."
@@ -172,6 +185,13 @@ FIELDS: Dict[str, Field] = {
                                "per step; StyleGAN2 uses 10)", rule=GE0),
     "ema_rampup": Field(0.0, "> 0: the half-life is at most ema_rampup x the images seen "
                         "so far (StyleGAN2-ADA's ramp-up: 0.05 for cifar)", rule=GE0),
+    "phema.sigma_rels": Field((), "post-hoc EMA (EDM2, jaxgan/core/phema.py): relative widths "
+                              "of the power-function EMA profiles of G's weights kept in the "
+                              "train state and saved as snapshots, e.g. (0.05, 0.1); () off",
+                              rule=_sigma_rels),
+    "phema.snapshot_images": Field(0, "post-hoc EMA: save the profiles every this many images "
+                                   "(G's batch x steps; labelled with the exact count); 0: at "
+                                   "every checkpoint_every", resume=True, rule=GE0),
     "schedules": Field((), "hyperparameters that change over training (jaxgan/core/schedules.py):"
                        " a list of {target, kind (linear|cosine), end, steps}; targets "
                        "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, augment.p, "

@@ -65,7 +65,10 @@ def kill_and_resume(args, workdir, kills, rng, max_delay=2.0):
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
-  args = TINY + ["--config.train.steps=1500", "--config.train.checkpoint_every=50"]
+  # with post-hoc EMA profiles (in the state) and their snapshots, every 70 steps: not
+  # aligned with the checkpoints, so a resume rewrites snapshots written after them
+  args = TINY + ["--config.train.steps=1500", "--config.train.checkpoint_every=50",
+                 "--config.phema.sigma_rels=(0.05,0.1)", "--config.phema.snapshot_images=1120"]
   ref = launch(args, str(tmp_path / "ref"))
   _, err = ref.communicate(timeout=600)
   assert ref.returncode == 0, err[-3000:]
@@ -76,6 +79,13 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
   _, _, b = train.restore_for_sampling(str(tmp_path / "killed"))
   assert int(a.step) == int(b.step) == 1500
   chex.assert_trees_all_equal(a, b)
+  from jaxgan.eval import posthoc_ema  # pylint: disable=g-import-not-at-top
+  snaps = [posthoc_ema.list_snapshots(str(tmp_path / w)) for w in ("ref", "killed")]
+  assert [s.images for s in snaps[0]] == [s.images for s in snaps[1]] == [
+      1120 * i for i in range(1, 22)] + [1500 * 16]
+  for x, y in zip(*snaps):
+    chex.assert_trees_all_equal(list(posthoc_ema._profiles(x, a.g.params)),  # pylint: disable=protected-access
+                                list(posthoc_ema._profiles(y, a.g.params)))  # pylint: disable=protected-access
 
 
 def test_sigterm_saves_at_the_next_step_and_exits_cleanly(tmp_path):

@@ -41,6 +41,8 @@ class TrainState:
   hparams: Any = None  # scalar hyperparameters the step reads (see hparams_of), as arrays
   reg: Any = None      # {regularizer name: its state} (path-length mean, ...)
   augment: Any = None  # ADA's {p, signs, count, rt} (jaxgan/core/augment/adaptive.py) or None
+  phema: Any = None    # post-hoc EMA: one power-function EMA of g.params per
+                       # config.phema.sigma_rels (jaxgan/core/phema.py), a tuple, or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +148,8 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
       g=NetState(g_params, g_stats, tx_g.init(g_params)),
       d=NetState(d_params, d_stats, tx_d.init(d_params)), ema=ema,
       hparams=hparams_of(config, entries), reg=regularizers.init_states(entries),
-      augment=adaptive.init_state(config))
+      augment=adaptive.init_state(config),
+      phema=tuple(jax.tree.map(jnp.copy, g_params) for _ in config.phema.sigma_rels) or None)
   return gan, state
 
 

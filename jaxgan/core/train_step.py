@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan.core import augment, regularizers, schedules
+from jaxgan.core import augment, phema, regularizers, schedules
 from jaxgan.base import rng
 from jaxgan.core.augment import adaptive
 from jaxgan.core.losses import LOSSES, Loss, label_targets
@@ -102,6 +102,7 @@ class TrainStep:
     self.batch = int(config.data.batch_size)
     self.ema_start = int(config.ema_start)
     self.rampup = float(config.ema_rampup)
+    self.phema_gammas = tuple(phema.sigma_rel_to_gamma(s) for s in config.phema.sigma_rels)
     self.entries = list(gan.regularizers)
     self.n_critic = int(config.train.n_critic)
     self.scan = config.train.critic_loop == "scan" and self.n_critic > 1
@@ -273,6 +274,9 @@ class TrainStep:
       if self.ema_start:   # before it, the EMA is a copy of G (BigGAN's g_ema_start)
         decay = jnp.where(state.step < self.ema_start, 0.0, decay)
       ema = optax.incremental_update(g.params, ema, 1.0 - decay)
+    profiles = state.phema
+    if profiles is not None:   # post-hoc EMA profiles after G's update state.step + 1
+      profiles = phema.update(profiles, g.params, state.step + 1, self.phema_gammas)
     metrics = {**d_metrics, **g_metrics, **schedules.metrics(self.schedules, hp)}
     metrics["d_acc"] = (metrics["d_real_acc"] + metrics["d_fake_acc"]) / 2
     metrics["params_finite"] = jnp.all(jnp.array(
@@ -283,5 +287,5 @@ class TrainStep:
       aug_state = adaptive.update(aug_state, metrics["d_real_sign"], state.step, self.ada)
       metrics["ada_rt"] = aug_state["rt"]
     new_state = state.replace(step=state.step + 1, g=g, d=d, ema=ema, reg=reg,
-                              augment=aug_state)
+                              augment=aug_state, phema=profiles)
     return new_state, metrics

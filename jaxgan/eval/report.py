@@ -68,6 +68,24 @@ def _evaluation(wd: str) -> list:
   return parts
 
 
+def _posthoc_ema(wd: str) -> list:
+  """posthoc_ema.json (--mode posthoc_ema, jaxgan/run/posthoc.py): the metric against the
+  post-hoc EMA width, the best width and the checkpoint's own weights, as page parts."""
+  path = os.path.join(wd, "posthoc_ema.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    ph = json.load(f)
+  name, best, ref = ph["metric"], ph["best"], ph["reference"]
+  cells = "".join(f"<tr><td>{r['sigma_rel']:.3f}</td><td>{r[name]:.5g}</td></tr>"
+                  for r in ph["rows"])
+  return [f"<h2>Post-hoc EMA</h2><p>Step {ph['step']}: best sigma_rel "
+          f"<b>{best['sigma_rel']:.3f}</b> ({html.escape(name)} {best[name]:.5g}); the "
+          f"checkpoint's {html.escape(ref['weights'])}: {ref[name]:.5g}.</p>",
+          _img("posthoc_ema.png", f"{name} against sigma_rel"),
+          f"<table><tr><th>sigma_rel</th><th>{html.escape(name)}</th></tr>{cells}</table>"]
+
+
 def build(workdir: str) -> str:
   """Writes workdir/report.html from whatever the run has produced; returns its path."""
   wd = os.path.abspath(workdir)
@@ -98,6 +116,7 @@ def build(workdir: str) -> str:
     parts.append("</div>")
 
   parts += _evaluation(wd)
+  parts += _posthoc_ema(wd)
   if os.path.exists(os.path.join(wd, "memorization.png")):
     parts.append("<h2>Memorisation check</h2><p>Each generated sample beside its nearest "
                  "training image (mean absolute difference).</p>"

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.base import errors, rng
-from jaxgan.eval import overfitting, sampling, visualize
+from jaxgan.eval import overfitting, posthoc_ema, sampling, visualize
 from jaxgan.core import state as state_lib
 
 
@@ -282,6 +282,40 @@ class Evaluate(Action):
       self.run(loop, step, state)
 
 
+class PosthocSnapshots(Action):
+  """Post-hoc EMA (config.phema): each member's power-function EMA profiles saved as a
+  snapshot (jaxgan/eval/posthoc_ema.py) whenever G's images cross a multiple of
+  phema.snapshot_images (0: at every checkpoint_every), labelled with the exact image
+  count, and at the end. Runs before Checkpoint, so every snapshot up to a checkpoint
+  exists when the checkpoint does; a resume rewrites later ones identically."""
+
+  def __init__(self, run: RunView):
+    cfg = run.config
+    self.batch, self.sigma_rels = int(cfg.data.batch_size), tuple(cfg.phema.sigma_rels)
+    self.interval = int(cfg.phema.snapshot_images) or self.batch * int(
+        cfg.train.checkpoint_every)
+    self.last, self.saved = None, None   # the step of the previous call, of the last save
+
+  def __call__(self, loop, step, state):
+    last = loop.start if self.last is None else self.last
+    if step * self.batch // self.interval > last * self.batch // self.interval:
+      self.run(loop, step, state)
+    self.last = step
+
+  def run(self, loop, step, state):
+    loop.check_window()   # never save profiles of a step that was not checked finite
+    profiles = jax.device_get(state.phema)
+    for i, member in enumerate(loop.run.members):
+      if loop.run.is_main:
+        mine = jax.tree.map(lambda x: x[i], profiles) if loop.run.population else profiles
+        posthoc_ema.write(member.workdir, step, step * self.batch, self.sigma_rels, mine)
+    self.saved = step
+
+  def end(self, loop, step, state):
+    if loop.preempted is None and self.saved != step and step > loop.start:
+      self.run(loop, step, state)   # the end of training: the target of reconstructions
+
+
 class Checkpoint(Action):
   """Every `checkpoint_every` steps, after each evaluation and at the end: the whole state
   (a population: stacked), and for a population each member's own state where it was
@@ -313,5 +347,7 @@ def default_actions(run: RunView, start: int, evaluator, say) -> List[Action]:
   actions += [LogMetrics(cfg.log_every, progress, probe), SampleGrids(cfg.sample_every, run)]
   if evaluator is not None:
     actions.append(Evaluate(run.config.eval.every, evaluator, say))
+  if run.config.phema.sigma_rels:
+    actions.append(PosthocSnapshots(run))
   actions.append(Checkpoint(cfg.checkpoint_every))
   return actions

@@ -108,8 +108,15 @@ class Checkpointer:
     if stored != set(_leaf_paths(target)):
       return self._restore_by_path(target, step, stored)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    out = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    try:
+      out = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    except ValueError as e:
+      # the same leaves, another tree: a state field added since, empty here (None, such
+      # as TrainState.phema without post-hoc EMA), which the stored tree lacks
+      if "tree structures do not match" not in str(e):
+        raise
+      return self._restore_by_path(target, step, stored)
     return out.state, dict(out.meta)
 
   def _restore_by_path(self, target, step: int, stored: set) -> Tuple[Any, dict]:

@@ -16,7 +16,7 @@ from jaxgan.run import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan.base import rng
 from jaxgan.core import state as state_lib
-from jaxgan.eval import sampling
+from jaxgan.eval import posthoc_ema, sampling
 from jaxgan.config import apply_eval_overrides, config_from_dict
 from jaxgan.base.errors import UserError, short_reason
 
@@ -26,9 +26,30 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def restore_for_sampling(workdir: str, which: str = "latest"):
+def restore_for_sampling(workdir: str, which: str = "latest", ema_sigma_rel: float = 0.0):
   """(config, gan, state) of the `which` ("latest", "best" or a step number) checkpoint
-  in `workdir`, without loading data and without writing anything."""
+  in `workdir`, without loading data and without writing anything; with `ema_sigma_rel`,
+  its sampling weights are that post-hoc EMA (with_posthoc_ema)."""
+  config, gan, state = _restore(workdir, which)
+  if ema_sigma_rel:
+    state, _ = with_posthoc_ema(workdir, config, state, ema_sigma_rel)
+  return config, gan, state
+
+
+def with_posthoc_ema(workdir: str, config, state, sigma_rel: float,
+                     flag: str = "--ema_sigma_rel"):
+  """(`state` sampling with G's post-hoc EMA of width `sigma_rel`, reconstructed from the
+  run's snapshots up to the state's step; what the reconstruction used)."""
+  at = int(state.step) * int(config.data.batch_size)
+  params, info = posthoc_ema.reconstruct(workdir, state.g.params, sigma_rel, at, flag=flag)
+  if info["images"] != at:
+    _say(f"Post-hoc EMA {sigma_rel}: the last snapshot at or before step {int(state.step)} "
+         f"is at step {info['step']} ({info['images']} images); reconstructed there.")
+  params = jax.tree.map(lambda p, ref: jax.numpy.asarray(p, ref.dtype), params, state.g.params)
+  return state.replace(ema=params), info
+
+
+def _restore(workdir: str, which: str):
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(ckpt_dir):
     raise UserError(f"No checkpoint in {ckpt_dir!r}: train first (--mode train) with this "
@@ -89,16 +110,17 @@ def _readable(ckpt, step: int) -> bool:
 
 
 def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 0,
-                        seed: int = 0, metrics: str = "all", overrides=()) -> dict:
+                        seed: int = 0, metrics: str = "all", overrides=(),
+                        ema_sigma_rel: float = 0.0) -> dict:
   """The named metrics (default: every registered one; the Inception ones when
   eval.inception_weights is set) of a checkpoint of `workdir`: printed and written to
   DIR/eval.json, with the memorisation pairs in DIR/memorization.png. `overrides`:
   ("eval.FIELD", "value") pairs applied to the run's stored config (launch.py's
   --config.eval.* flags); `num_samples` 0: eval.inception_samples when an Inception metric
-  is computed, else 10,000."""
+  is computed, else 10,000; `ema_sigma_rel`: evaluate that post-hoc EMA."""
   from jaxgan.eval.evaluate import Evaluator, write_json  # pylint: disable=g-import-not-at-top
   from jaxgan.eval.inception_eval import write_stats  # pylint: disable=g-import-not-at-top
-  config, gan, state = restore_for_sampling(workdir, which)
+  config, gan, state = restore_for_sampling(workdir, which, ema_sigma_rel)
   apply_eval_overrides(config, overrides)
   # a prepared (streamable) dataset: only eval.max_real_features images, spread over it
   data = data_lib.open_for_eval(config.data, config.eval.max_real_features, say=_say)
@@ -106,6 +128,7 @@ def evaluate_checkpoint(workdir: str, which: str = "latest", num_samples: int = 
   if not num_samples:
     num_samples = config.eval.inception_samples if evaluator.inception else 10_000
   result = {"step": int(state.step), "checkpoint": which, "dataset": data.name,
+            **({"ema_sigma_rel": ema_sigma_rel} if ema_sigma_rel else {}),
             **evaluator.evaluate_generator(gan, state, num_samples,
                                            rng.stream(rng.root_key(seed), "eval_mode"),
                                            seed=seed)}
