@@ -74,7 +74,14 @@ def test_what_the_trace_depends_on_changes_the_digest(tmp_path, monkeypatch):
   with_plugin = program_cache.digest("k", [{"a": 1}], (state, batch), [CPU] * 3)
   assert with_plugin != base
   plugin.write_text("X = 2\n")
-  assert program_cache.digest("k", [{"a": 1}], (state, batch), [CPU] * 3) != with_plugin
+  changed = program_cache.digest("k", [{"a": 1}], (state, batch), [CPU] * 3)
+  assert changed != with_plugin
+  # TensorFlow's autograph writes a new temporary module per process: not part of it
+  graph = tmp_path / "__autograph_generated_filex1y2.py"
+  graph.write_text("def f(): pass\n")
+  monkeypatch.setitem(sys.modules, "__autograph_generated_filex1y2",
+                      types.SimpleNamespace(__file__=str(graph)))
+  assert program_cache.digest("k", [{"a": 1}], (state, batch), [CPU] * 3) == changed
 
 
 def test_an_unreadable_program_file_is_made_again(tmp_path):

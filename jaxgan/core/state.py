@@ -59,9 +59,11 @@ class GAN:
   regularizers: Tuple[regularizers.Entry, ...] = ()
   project_d: Optional[Callable] = None   # D's weight projection (WGAN clipping) or None
   project_g: Optional[Callable] = None
-  # G takes a key (noise inputs, style mixing) and truncates in W (StyleGAN2): its class
-  # sets `uses_key = True` and accepts G(z, labels, train=, rngs=key, truncation=psi)
+  # G takes a key (noise inputs, style mixing): its class sets `uses_key = True` and
+  # accepts G(z, labels, train=, rngs=key); a style-based G (StyleGAN2, class attribute
+  # `style_based = True`) also truncates in W: G(..., truncation=psi), and has W tools
   style_based: bool = False
+  g_takes_key: bool = False
   # config.train.dtype: the dtype G and D compute in (mixed precision: jaxgan/core/precision.py)
   compute_dtype: Any = jnp.float32
 
@@ -73,6 +75,8 @@ class GAN:
     g = nnx.merge(self.g_graph, params, stats, copy=True)
     if self.style_based:
       x = g(z, labels, train=train, rngs=key, truncation=truncation)
+    elif self.g_takes_key:
+      x = g(z, labels, train=train, rngs=key)
     else:
       x = g(z, labels, train=train)
     return precision.to_float32(x), precision.like(nnx.state(g, nnx.Not(nnx.Param)), stats)
@@ -127,6 +131,19 @@ def hparams_of(config, entries=None) -> dict:
   return out
 
 
+def _model_projection(module) -> Optional[Callable]:
+  """What a network asks to be applied to its parameters after every optimizer update
+  (its class's `weight_projection()`: R3GAN2's forced weight normalisation), or None."""
+  make = getattr(module, "weight_projection", None)
+  return make() if make is not None else None
+
+
+def _then(first: Optional[Callable], second: Optional[Callable]) -> Optional[Callable]:
+  if first is None or second is None:
+    return first or second
+  return lambda params: second(first(params))
+
+
 def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   """Builds the modules and the initial state from `config` (seeded by config.seed)."""
   num_classes = num_classes if config.model.conditioning != "none" else 0
@@ -137,9 +154,11 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
   entries = regularizers.resolve(config)
   gan = GAN(g_graph, d_graph, tx_g, tx_d, config.model.latent_dim, num_classes,
             tuple(image_shape), config.model.conditioning, tuple(entries),
-            project_d=optim.projection(config.optim.d, config.penalty, config.clip_value),
-            project_g=optim.projection(config.optim.g),
-            style_based=bool(getattr(g, "uses_key", False)),
+            project_d=_then(_model_projection(d), optim.projection(
+                config.optim.d, config.penalty, config.clip_value)),
+            project_g=_then(_model_projection(g), optim.projection(config.optim.g)),
+            style_based=bool(getattr(g, "style_based", False)),
+            g_takes_key=bool(getattr(g, "uses_key", False)),
             compute_dtype=precision.dtype_of(config))
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None

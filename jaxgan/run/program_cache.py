@@ -46,11 +46,15 @@ VERSION = "1"
 
 
 def _outside_sources() -> list:
-  """The source files of loaded modules outside the stdlib and site-packages."""
+  """The source files of loaded modules outside the stdlib and site-packages, but for
+  TensorFlow's autograph output (a fresh temporary file per process for each tf.data
+  function, which no JAX program depends on)."""
   skip = tuple(os.path.realpath(p) + os.sep for p in {
       sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
   files = set()
-  for module in list(sys.modules.values()):
+  for name, module in list(sys.modules.items()):
+    if name.startswith("__autograph_generated_file"):
+      continue
     path = getattr(module, "__file__", None)
     if path and path.endswith(".py"):
       path = os.path.realpath(path)

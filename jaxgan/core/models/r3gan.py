@@ -65,21 +65,26 @@ class GroupedConv(nnx.Module):
     self.kernel = nnx.Param(msr(rngs.params(), (k, k, per, channels), per * k * k, gain))
 
   def __call__(self, x):
-    p = (self.k - 1) // 2
-    pad = ((p, p), (p, p))
-    dense = lambda x, w: convs.conv(x, block_diagonal(w, self.groups).astype(x.dtype), (1, 1),
-                                    pad)
-    if self.groups == 1:
-      return dense(x, self.kernel[...])
-    grouped = lambda x, w: lax.conv_general_dilated(
-        x, w.astype(x.dtype), (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups)
-    # On CPU: one dense convolution (jaxgan/core/models/convs.py, oneDNN, fast backward of any
-    # order) with the block-diagonal kernel. XLA:CPU runs the backward passes of grouped
-    # convolutions tens of times slower than dense ones (a 64-wide D's gradient: 50 s
-    # against 6 s), and R1/R2 differentiate twice; the block-diagonal form costs
-    # `groups` times the FLOPs instead. Chosen per platform when the step is lowered.
-    return lax.platform_dependent(x, self.kernel[...], cpu=dense, default=grouped)
+    return grouped_conv(x, self.kernel[...], self.groups, self.k)
+
+
+def grouped_conv(x, kernel, groups: int, k: int):
+  """x (NHWC) convolved with the (k, k, C_in/groups, C_out) kernel in `groups` groups,
+  stride 1, "same" padding."""
+  p = (k - 1) // 2
+  pad = ((p, p), (p, p))
+  dense = lambda x, w: convs.conv(x, block_diagonal(w, groups).astype(x.dtype), (1, 1), pad)
+  if groups == 1:
+    return dense(x, kernel)
+  grouped = lambda x, w: lax.conv_general_dilated(
+      x, w.astype(x.dtype), (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=groups)
+  # On CPU: one dense convolution (jaxgan/core/models/convs.py, oneDNN, fast backward of any
+  # order) with the block-diagonal kernel. XLA:CPU runs the backward passes of grouped
+  # convolutions tens of times slower than dense ones (a 64-wide D's gradient: 50 s
+  # against 6 s), and R1/R2 differentiate twice; the block-diagonal form costs
+  # `groups` times the FLOPs instead. Chosen per platform when the step is lowered.
+  return lax.platform_dependent(x, kernel, cpu=dense, default=grouped)
 
 
 def block_diagonal(kernel, groups: int):
