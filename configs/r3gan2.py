@@ -12,8 +12,16 @@
 
 Every preset: z of 64 (+ a 64-d class embedding when conditional), 4 blocks per stage,
 blocks 2x wide inside with 32 channels per group of the 3x3 convolutions; RpGAN with
-R1 + R2; Adam betas (0, beta2); one D step per G step; post-hoc EMA profiles of G at
-sigma_rel 0.01, 0.05 and 0.10 (the reference's three; it samples with 0.05). Batch sizes
+gamma/2 (R1 + R2); Adam betas (0, beta2), lr 1e-2; one D step per G step; post-hoc EMA
+profiles of G at sigma_rel 0.01, 0.05 and 0.10 (the reference's three; it samples with
+0.05), snapshots every 8 Mi images (32 Mi for ImageNet). Schedules over the decay length
+T (2e7 images, ImageNet 2e8), in G steps of the batch (`recipe`): lr EDM2-style for
+CIFAR-10 (1e-2 / sqrt(max(t / 512k images, 1)), ramped up over 1e6 images), else cosine
+1e-2 -> 1e-3 over T then 1e-3 / sqrt(t / T); beta2 0.9 -> 0.99, gamma -> gamma / 10
+(CIFAR-10 0.05, FFHQ-64 2, FFHQ-256 150, ImageNet-32 0.5, ImageNet-64 1) and ADA's p
+0 -> 0.55 / 0.3 / 0.3 / 0.4 / 0.4, cosine over T. train.steps is T (the authors train on
+at the final values: raise it). Differences: ADA's transformations all at the same
+strength and without the reference's noisy cutout. Batch sizes
 are the README's launch commands' (CIFAR-10 512, FFHQ 256, ImageNet 4096). FFHQ and
 ImageNet need data prepared from the user's files (`--config.data.folder=` or
 `prepare`); the CIFAR-10 preset reads TFDS cifar10. x-flips of the data (`--mirror=1`)
@@ -24,14 +32,36 @@ from configs.default import SHARED_TFDS
 
 VARIANTS = ("cifar10", "ffhq64", "ffhq256", "imagenet32", "imagenet64", "fashion")
 
-# variant: (data, size, classes, widths from 8 px up, batch)
+# variant: (data, size, classes, widths from 8 px up, batch, decay images T, gamma at the
+# start, ADA's p at the end, lr schedule)
 PRESETS = {
-    "cifar10": ("cifar10", 32, 10, (512,) * 3, 512),
-    "ffhq64": ("", 64, 0, (512,) * 4, 256),
-    "ffhq256": ("", 256, 0, (512, 512, 512, 512, 256, 128), 256),
-    "imagenet32": ("", 32, 1000, (1024,) * 3, 4096),
-    "imagenet64": ("", 64, 1000, (1024,) * 4, 4096),
+    "cifar10": ("cifar10", 32, 10, (512,) * 3, 512, 2e7, 0.05, 0.55, "edm2"),
+    "ffhq64": ("", 64, 0, (512,) * 4, 256, 2e7, 2.0, 0.3, "cosine_rsqrt"),
+    "ffhq256": ("", 256, 0, (512, 512, 512, 512, 256, 128), 256, 2e7, 150.0, 0.3,
+                "cosine_rsqrt"),
+    "imagenet32": ("", 32, 1000, (1024,) * 3, 4096, 2e8, 0.5, 0.4, "cosine_rsqrt"),
+    "imagenet64": ("", 64, 1000, (1024,) * 4, 4096, 2e8, 1.0, 0.4, "cosine_rsqrt"),
 }
+
+
+def recipe(c, steps: int, gamma: float, p_end: float, lr_kind: str, batch: int) -> None:
+  """R3GAN2's schedules (train.py), in G steps of `batch` images: the learning rate (1e-2:
+  EDM2's form with t_ref = 512,000 images and a 1e6-image ramp-up, or cosine to 1e-3 over
+  the decay length then 1/sqrt(t)), Adam's beta2 0.9 -> 0.99, gamma -> gamma / 10 and ADA's
+  p 0 -> p_end, cosine over the decay length `steps`."""
+  cos = lambda target, end: {"target": target, "kind": "cosine", "end": end, "steps": steps}
+  if lr_kind == "edm2":
+    lr = lambda t: {"target": t, "kind": "edm2", "steps": max(1, round(512_000 / batch)),
+                    "warmup": max(1, round(1e6 / batch))}
+  else:
+    lr = lambda t: {"target": t, "kind": "cosine_rsqrt", "end": 1e-3, "steps": steps}
+  for net in ("g", "d"):
+    c.optim[net].lr, c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 1e-2, 0.0, 0.9, 1e-8
+  c.regularizers = ({"name": "r1", "weight": gamma}, {"name": "r2", "weight": gamma})
+  c.augment.policy, c.augment.ada_target, c.augment.p = "ada", 0.0, 0.0
+  c.schedules = (lr("optim.g.lr"), lr("optim.d.lr"), cos("optim.g.b2", 0.99),
+                 cos("optim.d.b2", 0.99), cos("regularizers.r1", gamma / 10),
+                 cos("regularizers.r2", gamma / 10), cos("augment.p", p_end))
 
 
 def get_config(variant: str = "cifar10"):
@@ -43,8 +73,6 @@ def get_config(variant: str = "cifar10"):
   c.loss = "rpgan"
   c.penalty = "none"
   c.train.n_critic = 1
-  for net in ("g", "d"):
-    c.optim[net].b1, c.optim[net].b2, c.optim[net].eps = 0.0, 0.9, 1e-8
   c.phema.sigma_rels = (0.01, 0.05, 0.1)
   m = c.model.r3gan2
   if variant == "fashion":
@@ -56,11 +84,19 @@ def get_config(variant: str = "cifar10"):
     c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 50, 500, 500
     c.eval.every = 500
     c.phema.snapshot_images = 64 * 100
-    c.regularizers = ({"name": "r1", "weight": 0.05}, {"name": "r2", "weight": 0.05})
+    # CIFAR-10's recipe with its decay length compressed to the run
+    recipe(c, c.train.steps, 0.05, 0.0, "cosine_rsqrt", 64)
+    c.augment.policy = ""   # 2,000 steps of 60,000 images: no augmentation needed
+    c.schedules = tuple(s for s in c.schedules if s["target"] != "augment.p")
     return c
-  name, size, classes, widths, batch = PRESETS[variant]
+  name, size, classes, widths, batch, decay, gamma, p_end, lr_kind = PRESETS[variant]
   c.data.name, c.data.image_size, c.data.channels, c.data.batch_size = name, size, 3, batch
   c.model.conditioning = "projection" if classes else "none"
   m.widths, m.blocks = widths, (4,) * len(widths)
-  c.regularizers = ({"name": "r1", "weight": 0.05}, {"name": "r2", "weight": 0.05})
+  steps = round(decay / batch)
+  recipe(c, steps, gamma, p_end, lr_kind, batch)
+  c.train.steps = steps     # the decay length; the authors train on at the final values
+  c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 100, 2_000, 2_000
+  c.eval.every = 5_000
+  c.phema.snapshot_images = 8 << 20 if batch < 4096 else 32 << 20
   return c

@@ -116,3 +116,36 @@ def test_beta2_needs_adam_and_targets_are_listed_once():
   with pytest.raises(UserError, match="listed twice"):
     validate.validate(tiny_config(**{"schedules": twice}))
   assert jnp.isfinite(schedules.value_at("cosine", 0.0, 1.0, 3, 10**9))
+
+
+@pytest.mark.parametrize("step", [0, 1, 500, 977, 1000, 1953, 4000, 40000])
+def test_r3gan2_and_edm2_learning_rates(step):
+  """R3GAN2 (IFeelBloated/R3GAN2@3b04752d, train.py): cosine 1e-2 -> 1e-3 over T, then
+  1e-3 / sqrt(t / T); EDM2 (its CIFAR-10 preset): 1e-2 / sqrt(max(t / t_ref, 1)) x
+  min(t / t_rampup, 1), t_ref = 1000 steps of 512 images, ramp-up 1e6 images."""
+  T = 4000
+  cos = 1e-2 + (1e-3 - 1e-2) * (1 - math.cos(math.pi * min(step / T, 1))) / 2
+  want = cos if step <= T else 1e-3 / math.sqrt(step / T)
+  assert float(schedules.value_at("cosine_rsqrt", 1e-2, 1e-3, T, step)) == pytest.approx(
+      want, rel=1e-5)
+  ramp = round(1e6 / 512)
+  want = 1e-2 / math.sqrt(max(step / 1000, 1)) * min(step / ramp, 1)
+  assert float(schedules.value_at("edm2", 1e-2, 0.0, 1000, step, ramp)) == pytest.approx(
+      want, rel=1e-5, abs=1e-12)
+
+
+def test_edm2_entries_need_no_end_and_resume_bit_exactly(tmp_path):
+  sched = ({"target": "optim.g.lr", "kind": "edm2", "steps": 2, "warmup": 3},
+           {"target": "optim.d.lr", "kind": "cosine_rsqrt", "end": 1e-4, "steps": 2})
+  c = lambda steps: tiny_config(**{"train.steps": steps, "schedules": sched})
+  full = train.train_and_evaluate(c(6), str(tmp_path / "a"))
+  train.train_and_evaluate(c(3), str(tmp_path / "b"))
+  resumed = train.train_and_evaluate(c(6), str(tmp_path / "b"))
+  # the last update (step 5) ran with lr 2e-4 / sqrt(5 / 2), ramp-up done
+  assert float(full.g.opt_state.hyperparams["learning_rate"]) == pytest.approx(
+      2e-4 / math.sqrt(5 / 2), rel=1e-5)
+  for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed)):
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(UserError, match=r"config.schedules\[0\].*'warmup' >= 0"):
+    schedules.resolve(tiny_config(**{"schedules": (
+        {"target": "optim.g.lr", "kind": "edm2", "steps": 2, "warmup": -1},)}))

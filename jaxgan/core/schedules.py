@@ -8,6 +8,15 @@ stays at `end` afterwards:
   cosine   start + (1 - cos(pi f)) / 2 (end - start)      (R3GAN's schedules, Huang et
            al. 2024: lr 2e-4 -> 5e-5, Adam beta2 0.9 -> 0.99, gamma 0.05 -> 0.005, EMA
            half-life 0 -> 5,000 kimg over the run)
+  cosine_rsqrt  cosine until `steps`, then end / sqrt(step / steps) (R3GAN2's learning
+           rate, IFeelBloated/R3GAN2@3b04752d: 1e-2 -> 1e-3 over 2e7 images, then decaying
+           as 1/sqrt(t))
+  edm2     start / sqrt(max(step / steps, 1)): constant, then 1/sqrt(t) after `steps`
+           (EDM2's learning rate, Karras et al. 2024, Eq. 16; `end` is not used)
+
+An entry may add `warmup` (steps): the value is then multiplied by min(step / warmup, 1),
+a linear ramp from 0 (EDM2's learning-rate ramp-up; 0 at the first update, as EDM2's
+t = images seen before it).
 
 Targets: `optim.g.lr`, `optim.d.lr`, `optim.g.b2`, `optim.d.b2` (Adam), `ema_halflife_kimg`
 (the EMA generator's half-life in thousands of images), `augment.p` (ADA's probability,
@@ -35,14 +44,26 @@ from jaxgan.base.registry import Registry
 Array = jax.Array
 
 KINDS: Registry = Registry("schedule kind", "config.schedules[].kind")
-KINDS.register("linear", lambda f: f)
-KINDS.register("cosine", lambda f: 0.5 * (1.0 - jnp.cos(math.pi * f)))
+
+
+def _cosine(start, end, u):
+  return start + 0.5 * (1.0 - jnp.cos(math.pi * jnp.minimum(u, 1.0))) * (end - start)
+
+
+# kind: (start, end, u = step / steps, unclipped) -> value
+KINDS.register("linear", lambda start, end, u: start + jnp.minimum(u, 1.0) * (end - start))
+KINDS.register("cosine", _cosine)
+KINDS.register("cosine_rsqrt", lambda start, end, u: jnp.where(
+    u <= 1.0, _cosine(start, end, u), end * jax.lax.rsqrt(jnp.maximum(u, 1.0))))
+KINDS.register("edm2", lambda start, end, u: start * jax.lax.rsqrt(jnp.maximum(u, 1.0)))
+NO_END = ("edm2",)     # kinds whose `end` is not used
 
 OPTIM_TARGETS = {"optim.g.lr": ("g", "learning_rate"), "optim.d.lr": ("d", "learning_rate"),
                  "optim.g.b2": ("g", "b2"), "optim.d.b2": ("d", "b2")}
 EMA_TARGET = "ema_halflife_kimg"
 AUGMENT_TARGET = "augment.p"
-KEYS = ("target", "kind", "end", "steps")
+KEYS = ("target", "kind", "end", "steps", "warmup")
+OPTIONAL = ("kind", "warmup")
 
 
 class Schedule(NamedTuple):
@@ -50,6 +71,7 @@ class Schedule(NamedTuple):
   kind: str
   end: float
   steps: int
+  warmup: int = 0
 
   @property
   def hparam(self) -> str:
@@ -59,33 +81,38 @@ class Schedule(NamedTuple):
     return "sched/" + self.target
 
 
-def value_at(kind: str, start, end, steps: int, step) -> Array:
-  """The scheduled value at `step` (generator updates)."""
-  f = jnp.clip(jnp.asarray(step, jnp.float32) / float(steps), 0.0, 1.0)
-  return start + KINDS.get(kind)(f) * (jnp.float32(end) - start)
+def value_at(kind: str, start, end, steps: int, step, warmup: int = 0) -> Array:
+  """The scheduled value at `step` (generator updates done before this one)."""
+  t = jnp.maximum(jnp.asarray(step, jnp.float32), 0.0)
+  value = KINDS.get(kind)(jnp.asarray(start, jnp.float32), jnp.float32(end), t / float(steps))
+  if warmup:
+    value = value * jnp.minimum(t / float(warmup), 1.0)
+  return value
 
 
 def _entry(raw, i: int) -> Schedule:
   where = f"config.schedules[{i}]"
   if not isinstance(raw, dict):
     raise UserError(f"{where}={raw!r}: each schedule is a dict {{target, kind, end, steps}}.")
+  kind = raw.get("kind", "cosine")
   unknown = sorted(set(raw) - set(KEYS))
-  missing = [k for k in KEYS if k not in raw and k != "kind"]
+  missing = [k for k in KEYS if k not in raw and k not in OPTIONAL
+             and not (k == "end" and kind in NO_END)]
   if unknown or missing:
     raise UserError(f"{where}: unknown key(s) {unknown}, missing {missing}; a schedule has "
-                    f"the keys {', '.join(KEYS)} (kind defaults to 'cosine').")
-  kind = raw.get("kind", "cosine")
+                    f"the keys {', '.join(KEYS)} (kind defaults to 'cosine'; warmup to 0).")
   if kind not in KINDS:
     raise UserError(f"{where}.kind={kind!r}: valid kinds are {', '.join(KINDS.names())}.")
   try:
-    end, steps = float(raw["end"]), int(raw["steps"])
+    end, steps = float(raw.get("end", 0.0)), int(raw["steps"])
+    warmup = int(raw.get("warmup", 0))
   except (TypeError, ValueError):
-    raise UserError(f"{where}: 'end' takes a number and 'steps' an integer; got "
-                    f"{raw['end']!r} and {raw['steps']!r}.") from None
-  if steps < 1 or not math.isfinite(end):
-    raise UserError(f"{where}: 'steps' must be >= 1 and 'end' finite; got steps={steps}, "
-                    f"end={end}.")
-  return Schedule(str(raw["target"]), kind, end, steps)
+    raise UserError(f"{where}: 'end' takes a number, 'steps' and 'warmup' integers; got "
+                    f"{raw.get('end')!r}, {raw['steps']!r} and {raw.get('warmup')!r}.") from None
+  if steps < 1 or warmup < 0 or not math.isfinite(end):
+    raise UserError(f"{where}: 'steps' must be >= 1, 'warmup' >= 0 and 'end' finite; got "
+                    f"steps={steps}, warmup={warmup}, end={end}.")
+  return Schedule(str(raw["target"]), kind, end, steps, warmup)
 
 
 def _check_target(s: Schedule, config, reg_names) -> None:
@@ -95,7 +122,9 @@ def _check_target(s: Schedule, config, reg_names) -> None:
     if name == "b2" and config.optim[net].name != "adam":
       raise UserError(f"{where}: beta2 is Adam's; config.optim.{net}.name is "
                       f"{config.optim[net].name!r}.")
-    if (name == "learning_rate" and s.end <= 0) or (name == "b2" and not 0 <= s.end < 1):
+    if s.kind in NO_END:
+      pass
+    elif (name == "learning_rate" and s.end <= 0) or (name == "b2" and not 0 <= s.end < 1):
       raise UserError(f"{where}: end={s.end} is out of range (lr > 0, 0 <= b2 < 1).")
   elif s.target == EMA_TARGET:
     if s.end < 0:
@@ -158,7 +187,7 @@ def at(schedules: List[Schedule], hparams: Dict[str, Array], step) -> Dict[str, 
   """`hparams` with every scheduled entry replaced by its value at `step`."""
   hp = dict(hparams)
   for s in schedules:
-    hp[s.hparam] = value_at(s.kind, hparams[s.hparam], s.end, s.steps, step)
+    hp[s.hparam] = value_at(s.kind, hparams[s.hparam], s.end, s.steps, step, s.warmup)
   return hp
 
 
