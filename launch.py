@@ -364,11 +364,8 @@ def _read_mode(workdir):
     label = None
     if FLAGS.labels not in ("", "even", "all"):
       label = int(sampling.make_labels(gan.num_classes, 1, FLAGS.labels)[0])
+    # Z pictures; for a style-based G also W: truncation strip, style mixing, interpolation
     paths = latent.explore(gan, state, workdir, seed=FLAGS.sample_seed, label=label)
-    if gan.style_based:   # W: truncation strip, style-mixing grid, interpolation
-      from jaxgan.eval import style_latent  # pylint: disable=g-import-not-at-top
-      paths.update(style_latent.explore(gan, state, workdir, seed=FLAGS.sample_seed,
-                                        label=label))
     for path in paths.values():
       print(f"Wrote {path}")
   elif FLAGS.mode == "report":

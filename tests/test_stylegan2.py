@@ -218,10 +218,10 @@ def tiny_gan():
 
 
 def test_truncation_strip_mixing_grid_and_w_interpolation():
-  from jaxgan.eval import sampling, style_latent
+  from jaxgan.eval import latent, sampling
   gan, st = tiny_gan()
   z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
-  strip = style_latent.truncation_strip(gan, st, z, steps=5).reshape(3, 5, 16, 16, 1)
+  strip = latent.truncation_strip(gan, st, z, steps=5).reshape(3, 5, 16, 16, 1)
   np.testing.assert_array_equal(strip[0, 0], strip[1, 0])     # psi 0: every row is w_avg
   assert not np.array_equal(strip[0, -1], strip[1, -1])
   plain = sampling.to_uint8(sampling.generator_fn(gan)(st.g.params, st.g.stats, z, None))
@@ -229,12 +229,12 @@ def test_truncation_strip_mixing_grid_and_w_interpolation():
   half = sampling.to_uint8(sampling.generator_fn(gan, 0.5)(st.g.params, st.g.stats, z, None))
   np.testing.assert_array_equal(strip[:, 2], half)             # --truncation 0.5 is psi
   zc = jax.random.normal(jax.random.PRNGKey(1), (2, 8))
-  none = style_latent.mixing_grid(gan, st, z, zc, 0).reshape(4, 3, 16, 16, 1)
-  every = style_latent.mixing_grid(gan, st, z, zc, 10).reshape(4, 3, 16, 16, 1)
+  none = latent.mixing_grid(gan, st, z, zc, 0).reshape(4, 3, 16, 16, 1)
+  every = latent.mixing_grid(gan, st, z, zc, 10).reshape(4, 3, 16, 16, 1)
   for r in range(1, 4):     # cutoff 0: the row's own image; all ws: the column's
     np.testing.assert_array_equal(none[r, 1:], np.broadcast_to(none[r, :1], (2, 16, 16, 1)))
     np.testing.assert_array_equal(every[r, 1:], every[0, 1:])
-  path = style_latent.interpolate_w(gan, st, z[0], z[1], 4)
+  path = latent.interpolate_w(gan, st, z[0], z[1], 4)
   np.testing.assert_array_equal(path[[0, -1]], plain[:2])
 
 

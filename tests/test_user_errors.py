@@ -54,7 +54,7 @@ CASES = [
      ["config.loss='hinj'", "Did you mean 'hinge'", "Valid:"]),
     ("unknown penalty", TINY + ["--config.penalty=gp2"], 2, ["config.penalty='gp2'", "Valid:"]),
     ("unknown arch", TINY + ["--config.model.arch=stylegan9"], 2,
-     ["config.model.arch='stylegan9'", "Valid: biggan, dcgan, mlp, r3gan, resnet"]),
+     ["config.model.arch='stylegan9'", "Valid: biggan, dcgan, mlp, r3gan, r3gan2, resnet"]),
     ("unknown optimizer", TINY + ["--config.optim.d.name=adamw"], 2,
      ["config.optim.d.name='adamw'", "Did you mean 'adam'"]),
     ("unknown augmentation", TINY + ["--config.augment.policy=flip"], 2,

@@ -109,7 +109,7 @@ class SynthesisBlock(nnx.Module):
 
 class StyleGAN2Generator(nnx.Module):
   uses_key = True         # G(z, labels, train=..., rngs=key): noise inputs, style mixing
-  style_based = True      # and truncation in W, W-space tools (jaxgan/eval/style_latent.py)
+  style_based = True      # and truncation in W, W-space tools (jaxgan/eval/latent.py)
 
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, w_dim: int,
                mapping_layers: int, channel_base: int, channel_max: int,

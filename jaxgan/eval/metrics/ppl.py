@@ -53,8 +53,7 @@ def path_length_samples(inp: Inputs, num: int, batch: int = 250) -> np.ndarray:
 
 def _in_w(gan, params, stats, z0, z1, t, labels):
   """Images at lerp(w0, w1, t) and at t + EPSILON (the mapping's ws, then synthesis)."""
-  from jaxgan.eval import style_latent  # pylint: disable=g-import-not-at-top
-  map_ws, synthesize = style_latent.fns(gan)
+  map_ws, synthesize = latent.fns(gan)
   w0, w1 = map_ws(params, stats, z0, labels, 1.0), map_ws(params, stats, z1, labels, 1.0)
   at = lambda u: synthesize(params, stats, w0 + u[:, None, None] * (w1 - w0))
   return at(t), at(t + EPSILON)
