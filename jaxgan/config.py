@@ -59,9 +59,9 @@ def _sigma_rels(v):
   if not isinstance(v, (tuple, list)):
     return "must be a tuple of numbers, e.g. (0.05, 0.1)"
   for x in v:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < 0.2886:
-      return (f"has {x!r}: each must be a number in (0, 0.2886) (sqrt(1/12) is a uniform "
-              "average); EDM2 and R3GAN2 keep (0.05, 0.1)")
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < 12 ** -0.5:
+      return (f"has {x!r}: each must be a number in (0, sqrt(1/12) = 0.28868), sqrt(1/12) "
+              "being a uniform average; EDM2 and R3GAN2 keep (0.05, 0.1)")
   if len(set(v)) != len(v):
     return "repeats a value: give each width once"
   return None

@@ -150,7 +150,8 @@ def test_posthoc_sweep_writes_the_curve_the_best_and_the_report(phema_run):
 
 def test_bad_post_hoc_inputs_are_one_line_errors(phema_run, tmp_path):
   wd, _ = phema_run
-  with pytest.raises(UserError, match=r"--ema_sigma_rel=0.4: must be in \(0, 0.2887\)"):
+  with pytest.raises(UserError,
+                     match=r"--ema_sigma_rel=0.4: must be in \(0, sqrt\(1/12\) = 0.28868\)"):
     restore.restore_for_sampling(wd, "latest", ema_sigma_rel=0.4)
   plain = str(tmp_path / "plain")
   train.train_and_evaluate(tiny_config(**{"train.steps": 3}), plain)

@@ -119,7 +119,7 @@ def reconstruct(workdir: str, template, sigma_rel: float, at_images: Optional[in
                     "snapshot" + (f" up to {at_images} images" if at_images is not None else "")
                     + "; train with --config.phema.sigma_rels=0.05,0.1 to keep them.")
   if not 0 < sigma_rel < phema.MAX_SIGMA_REL:
-    raise UserError(f"{flag}={sigma_rel}: must be in (0, {phema.MAX_SIGMA_REL:.4f}); the "
+    raise UserError(f"{flag}={sigma_rel}: must be in (0, sqrt(1/12) = 0.28868); the "
                     f"run's profiles are {list(snaps[-1].sigma_rels)}.")
   at = snaps[-1].images
   in_t = [s.images for s in snaps for _ in s.sigma_rels]
