@@ -16,6 +16,17 @@ def lint(cwd):
   return subprocess.run([LINT, "--no-cache"], cwd=cwd, capture_output=True, text=True)
 
 
+def lint_with(tmp_path, module, line):
+  """lint-imports on a copy of the package with `line` appended to jaxgan/<module...>."""
+  copy = tmp_path / "repo"
+  shutil.copytree(os.path.join(ROOT, "jaxgan"), copy / "jaxgan",
+                  ignore=shutil.ignore_patterns("__pycache__", "embedded"))
+  shutil.copy(os.path.join(ROOT, "pyproject.toml"), copy / "pyproject.toml")
+  with open(copy.joinpath("jaxgan", *module), "a") as f:
+    f.write(f"\n{line}\n")
+  return lint(copy)
+
+
 @pytest.mark.skipif(not os.path.exists(LINT), reason="import-linter is not installed")
 def test_the_layers_hold():
   r = lint(ROOT)
@@ -25,13 +36,8 @@ def test_the_layers_hold():
 
 @pytest.mark.skipif(not os.path.exists(LINT), reason="import-linter is not installed")
 def test_an_upward_import_breaks_the_contract(tmp_path):
-  copy = tmp_path / "repo"
-  shutil.copytree(os.path.join(ROOT, "jaxgan"), copy / "jaxgan",
-                  ignore=shutil.ignore_patterns("__pycache__", "embedded"))
-  shutil.copy(os.path.join(ROOT, "pyproject.toml"), copy / "pyproject.toml")
-  with open(copy / "jaxgan" / "core" / "losses.py", "a") as f:
-    f.write("\nfrom jaxgan.eval import sampling  # a back-edge: core -> eval\n")
-  r = lint(copy)
+  r = lint_with(tmp_path, ("core", "losses.py"),
+                "from jaxgan.eval import sampling  # a back-edge: core -> eval")
   assert r.returncode != 0
   assert "jaxgan.core.losses -> jaxgan.eval.sampling" in r.stdout
 
@@ -55,13 +61,8 @@ def test_the_cpu_corner_contract_covers_every_module_but_platform():
 
 @pytest.mark.skipif(not os.path.exists(LINT), reason="import-linter is not installed")
 def test_the_core_importing_the_cpu_corner_breaks_the_contract(tmp_path):
-  copy = tmp_path / "repo"
-  shutil.copytree(os.path.join(ROOT, "jaxgan"), copy / "jaxgan",
-                  ignore=shutil.ignore_patterns("__pycache__", "embedded"))
-  shutil.copy(os.path.join(ROOT, "pyproject.toml"), copy / "pyproject.toml")
-  with open(copy / "jaxgan" / "core" / "models" / "convs.py", "a") as f:
-    f.write("\nfrom jaxgan.cpu import onednn  # the core reaching into the CPU corner\n")
-  r = lint(copy)
+  r = lint_with(tmp_path, ("core", "models", "convs.py"),
+                "from jaxgan.cpu import onednn  # the core reaching into the CPU corner")
   assert r.returncode != 0
   assert "jaxgan.cpu is imported by jaxgan.run.platform only BROKEN" in r.stdout
 

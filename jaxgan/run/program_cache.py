@@ -165,10 +165,8 @@ class ProgramCache:
       with open(path, "rb") as f:
         blob = pickle.load(f)
       return jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
-    except FileNotFoundError:
-      return None
     except Exception:  # pylint: disable=broad-except
-      return None    # unreadable (a crash mid-write cannot leave one; a foreign file can)
+      return None    # missing, or unreadable (a crash mid-write cannot leave one; a foreign file can)
 
   @staticmethod
   def _export(path, fn, args, flat_shardings, out_sharding, donate):

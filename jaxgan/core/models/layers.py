@@ -159,6 +159,19 @@ def check_plain(cfg, arch: str, why: str, how: str):
                     f"architecture conditions {how}; use 'projection' or 'none'.")
 
 
+def check_stages(arch: str, n: int, base: int, image_shape):
+  """A pyramid of `n` stages from `base` px, doubling per stage, must build the (square)
+  image size: a one-line error naming config.model.<arch>.widths otherwise."""
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
+  h, w = image_shape[0], image_shape[1]
+  size = base * 2 ** (n - 1)
+  if h != w or h != size:
+    raise UserError(
+        f"config.model.{arch}.widths has {n} stages, which build {size} px images ({base} "
+        f"px, then x2 per stage); the data is {h}x{w}. Give one width per resolution or "
+        "set config.data.image_size.")
+
+
 def check_labels(labels, conditioning: str, who: str):
   if conditioning != "none" and labels is None:
     raise ValueError(f"The {who} is conditional ({conditioning}) but got no labels.")

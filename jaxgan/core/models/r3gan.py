@@ -206,13 +206,9 @@ def build(cfg, image_shape, num_classes, rngs):
 
 
 def check(cfg, image_shape):
-  m, (h, w, _) = cfg.r3gan, image_shape
+  m = cfg.r3gan
   n = len(m.widths)
-  if h != w or h != 4 * 2 ** (n - 1):
-    raise UserError(
-        f"config.model.r3gan.widths has {n} stages, which build {4 * 2 ** (n - 1)} px "
-        f"images (4 px, then x2 per stage); the data is {h}x{w}. Give one width per "
-        "resolution or set config.data.image_size.")
+  L.check_stages("r3gan", n, 4, image_shape)
   if len(m.cardinality) != n or len(m.blocks) != n:
     raise UserError(f"config.model.r3gan: widths, cardinality and blocks need one entry per "
                     f"stage; got {len(m.widths)}, {len(m.cardinality)}, {len(m.blocks)}.")

@@ -230,13 +230,9 @@ def build(cfg, image_shape, num_classes, rngs):
 
 
 def check(cfg, image_shape):
-  m, (h, w, _) = cfg.r3gan2, image_shape
+  m = cfg.r3gan2
   n = len(m.widths)
-  if h != w or h != 8 * 2 ** (n - 1):
-    raise UserError(
-        f"config.model.r3gan2.widths has {n} stages, which build {8 * 2 ** (n - 1)} px "
-        f"images (8 px, then x2 per stage); the data is {h}x{w}. Give one width per "
-        "resolution or set config.data.image_size.")
+  L.check_stages("r3gan2", n, 8, image_shape)
   if len(m.blocks) != n:
     raise UserError(f"config.model.r3gan2.blocks needs one entry per stage ({n}); got "
                     f"{len(m.blocks)}.")
