@@ -16,3 +16,21 @@ SHARED_TFDS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..
 
 def get_config():
   return default_config()
+
+
+def split_variant(variant: str, module: str, valid) -> "tuple[str, int | None]":
+  """'NAME' or 'NAME,STEPS' -> (NAME, STEPS or None). STEPS lets a config size a run whose
+  schedules follow its length (cosine learning rates and the like) to another number of
+  generator steps -- e.g. to the time a comparison gives it on another CPU -- without
+  restating its schedules: `--config configs/r3gan2.py:fashion,1800`. Raises ValueError
+  (shown in one line by launch.py) for an unknown name or a STEPS that is not >= 1."""
+  name, _, steps = variant.partition(",")
+  if name not in valid:
+    raise ValueError(f"Unknown {module} variant {name!r}; valid: {', '.join(valid)} "
+                     "(each may add ',STEPS').")
+  if not steps:
+    return name, None
+  if not steps.isdigit() or int(steps) < 1:
+    raise ValueError(f"{module} variant {variant!r}: STEPS after the comma must be an "
+                     f"integer >= 1 (generator steps), e.g. '{name},2000'.")
+  return name, int(steps)

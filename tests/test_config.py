@@ -76,3 +76,24 @@ def test_readme_field_table_is_the_schema():
     table = readme_fields.table_in(f.read())
   assert table == C.describe()
   assert table.count("\n| `") == len(C.all_fields())
+
+
+def test_a_variant_with_steps_compresses_its_schedules_to_them():
+  """`configs/r3gan2.py:fashion,1800` and `sngan.py:fashion_dcgan,24000`: the run and every
+  schedule that follows its length take the given number of steps; bad STEPS are refused."""
+  from configs import r3gan2, sngan
+  base, short = r3gan2.get_config("fashion"), r3gan2.get_config("fashion,1800")
+  assert (base.train.steps, short.train.steps) == (1000, 1800)
+  assert [s["steps"] for s in base.schedules] == [1000] * len(base.schedules)
+  assert [s["steps"] for s in short.schedules] == [1800] * len(short.schedules)
+  dc = sngan.get_config("fashion_dcgan_cond,24000")
+  assert dc.train.steps == 24000 and {s["steps"] for s in dc.schedules} == {24000}
+  assert dc.model.conditioning == "projection"
+  # the CIFAR-10 preset's EDM2 learning rate keeps its reference length in images
+  assert r3gan2.get_config("cifar10,100").schedules[0]["steps"] == 1000
+  with pytest.raises(ValueError, match=r"STEPS after the comma must be an integer >= 1"):
+    r3gan2.get_config("fashion,0")
+  with pytest.raises(ValueError, match=r"variant 'fashion' takes no ',STEPS'"):
+    sngan.get_config("fashion,500")
+  with pytest.raises(ValueError, match=r"Unknown r3gan2.py variant 'fahsion'"):
+    r3gan2.get_config("fahsion,500")
