@@ -109,7 +109,7 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
     jax.block_until_ready(it[1])
     float(it[1]["g_loss"])
 
-  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
+  from jaxgan.ops import convs  # pylint: disable=g-import-not-at-top
   provider = convs.current_provider()   # main() holds the platform's speed-ups in scope
   t0 = time.perf_counter()
   step()

@@ -19,7 +19,7 @@ import numpy as np
 from jaxgan.cpu import onednn
 from jaxgan.core import state as state_lib, train_step
 from benchmarks.bench import pinned_config
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 from jaxgan.cpu import conv_provider
 
 

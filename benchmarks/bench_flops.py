@@ -123,7 +123,7 @@ def step_flops(model: str, dtype: str, make_config) -> dict:
   train step in `dtype`: the one-step program, critic updates unrolled, XLA's own CPU
   convolutions (so that none hides in the oneDNN custom call), costed without running."""
   from jaxgan.core import state as state_lib, train_step  # pylint: disable=g-import-not-at-top
-  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
+  from jaxgan.ops import convs  # pylint: disable=g-import-not-at-top
   c = make_config(model)
   c.train.dtype, c.train.critic_loop = dtype, "unroll"
   c.train.cpu_conv = "xla"

@@ -58,7 +58,7 @@ def test_mlp_gan_iteration_matches_hand_count(capsys):
   """End to end through `python -m benchmarks.bench --model mlp_gan --calls`: the record's
   FLOPs per iteration are the dots' closed-form count plus XLA's elementwise work (the
   activations, losses and Adam: measured +1.7%)."""
-  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
+  from jaxgan.ops import convs  # pylint: disable=g-import-not-at-top
   assert bench.main(["--model", "mlp_gan", "--calls", "--seconds", "0.01", "--repeats",
                      "1"]) == 0
   assert convs.current_provider() is None      # the bench's scopes leave nothing behind
@@ -106,7 +106,7 @@ def test_every_timed_program_runs_with_the_cpu_speedups_in_scope(monkeypatch):
   """The benchmark holds the platform's convolution provider in scope around everything
   it times, as a training run does: the provider is part of JAX's jit key, so a step
   called outside the scope traces again without it (wgan_gp28 measured ~15% slower)."""
-  from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
+  from jaxgan.ops import convs  # pylint: disable=g-import-not-at-top
   seen = []
   monkeypatch.setattr(bench, "_dispatch", lambda *a: seen.append(convs.current_provider()))
   assert bench.main(["--model", "wgan_gp28"]) == 0

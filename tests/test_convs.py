@@ -8,7 +8,7 @@ from jax import lax
 
 from jaxgan.base.errors import UserError
 from jaxgan.cpu import conv_provider, onednn
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 
 KEY = jax.random.PRNGKey(0)
 # channels >= 8 on both sides: the oneDNN path takes every one of these convolutions

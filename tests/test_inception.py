@@ -13,7 +13,7 @@ from PIL import Image
 import torch_format
 from jaxgan.base.errors import UserError
 from jaxgan.eval import inception, inception_extractor as ie, inception_weights as iw
-from jaxgan.eval import weights_file
+from jaxgan.base import weights_file
 
 
 def test_torch_files_of_both_formats_read_back_exactly(tmp_path):

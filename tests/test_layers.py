@@ -55,13 +55,14 @@ def test_the_cpu_corner_contract_covers_every_module_but_platform():
   a run module added later cannot import jaxgan.cpu unnoticed."""
   run = sorted(f"jaxgan.run.{f[:-3]}" for f in os.listdir(os.path.join(ROOT, "jaxgan", "run"))
                if f.endswith(".py") and f not in ("__init__.py", "platform.py"))
-  others = ["jaxgan.base", "jaxgan.config", "jaxgan.core", "jaxgan.data", "jaxgan.eval"]
+  others = ["jaxgan.base", "jaxgan.config", "jaxgan.core", "jaxgan.data", "jaxgan.eval",
+            "jaxgan.ops", "jaxgan.pretrained"]
   assert sorted(_forbidden_cpu_contract()["source_modules"]) == sorted(others + run)
 
 
 @pytest.mark.skipif(not os.path.exists(LINT), reason="import-linter is not installed")
 def test_the_core_importing_the_cpu_corner_breaks_the_contract(tmp_path):
-  r = lint_with(tmp_path, ("core", "models", "convs.py"),
+  r = lint_with(tmp_path, ("core", "models", "layers.py"),
                 "from jaxgan.cpu import onednn  # the core reaching into the CPU corner")
   assert r.returncode != 0
   assert "jaxgan.cpu is imported by jaxgan.run.platform only BROKEN" in r.stdout
@@ -90,7 +91,7 @@ if backend == "cpu":
     return answer(self, *a)
   conv_provider.OneDNNConvs.__call__ = counted
 train.train_and_evaluate(c, sys.argv[2])
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 print("RESULT", "jaxgan.cpu" in sys.modules, calls[0] > 0, convs.current_provider())
 """
 

@@ -1,2 +1,3 @@
 """The bottom layer: what every other layer may use (user errors, registries, named random
-streams, the device mesh). It imports nothing from jaxgan."""
+streams, the device mesh, the allow-list reader of pickled weight files). It imports nothing
+from jaxgan."""

@@ -1,6 +1,6 @@
 """The oneDNN convolution provider: what `config.train.cpu_conv` turns on for XLA:CPU.
 
-`jaxgan.core.models.convs` asks the provider in scope (`convs.provided_by`) for each
+`jaxgan.ops.convs` asks the provider in scope (`convs.provided_by`) for each
 convolution primal map; this one answers float32 maps with the oneDNN custom call
 (onednn.py) and declines the rest, which XLA then runs:
 - other dtypes (bfloat16 steps stay on XLA);
@@ -47,7 +47,7 @@ class OneDNNConvs:
         a, b, cpu=lambda a, b: _call(kind, a, b, out_shape, stride, padding), default=xla)
 
   # Stateless: every instance is the same provider, for JAX's trace and compile caches
-  # (the provider in scope is part of their keys, jaxgan/core/models/convs.py).
+  # (the provider in scope is part of their keys, jaxgan/ops/convs.py).
   def __eq__(self, other):
     return type(other) is OneDNNConvs
 

@@ -4,7 +4,7 @@ Why: on the 2-core AVX-512 CPU of our machines, XLA:CPU's own convolution kernel
 ~70% of a DCGAN step, and oneDNN's (the ones TensorFlow and PyTorch use on x86) run the
 convolutions of the dcgan64 step 1.7-1.9x faster timed one by one (all of them: 1.0-1.1 s
 against 1.9 s per step; `python -m benchmarks.bench --convs --model dcgan64` prints each).
-`jaxgan.core.models.convs` routes CPU float32 convolutions here when `config.train.cpu_conv`
+`jaxgan.ops.convs` routes CPU float32 convolutions here when `config.train.cpu_conv`
 allows it; GPUs and TPUs never see it.
 
 How: the C++ source is compiled once per machine with the system C++ compiler against the

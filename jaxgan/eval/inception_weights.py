@@ -9,7 +9,7 @@ names a file the researcher already has, in either published form:
   `{block: {conv: {kernel}, bn: {scale, bias, mean, var}}, fc: {kernel, bias}}` holding
   the same network in Flax layout). Its publishers give no hash; we record its sha256.
 
-Both are read by the allow-list unpickler of jaxgan/eval/weights_file.py (no PyTorch, no
+Both are read by the allow-list unpickler of jaxgan/base/weights_file.py (no PyTorch, no
 code from the file runs). The converted arrays are cached as
 `<eval.cache_dir>/inception/<sha256>.npz`, so later runs skip the conversion.
 """
@@ -23,7 +23,8 @@ import numpy as np
 from flax import nnx
 
 from jaxgan.base.errors import UserError, UserFileError
-from jaxgan.eval import inception, weights_file
+from jaxgan.base import weights_file
+from jaxgan.eval import inception
 
 PUBLISHED_FILE = "pt_inception-2015-12-05-6726825d.pth"
 PUBLISHED_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

@@ -3,7 +3,7 @@
 Why here: the core (jaxgan/core) is plain JAX and runs the same on every platform; what
 is faster on one platform only lives in its own corner (jaxgan/cpu for XLA:CPU) and is
 offered to the core through a hook, the convolution provider of
-jaxgan/core/models/convs.py. This module is the only one that looks at the platform and
+jaxgan/ops/convs.py. This module is the only one that looks at the platform and
 imports that corner, so a GPU/TPU process never loads it, and it installs the provider
 for a scope (`speedups`), never process-wide.
 """
@@ -14,7 +14,7 @@ from typing import Optional
 
 import jax
 
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 
 
 def conv_provider(cpu_conv: str) -> Optional[convs.ConvProvider]:

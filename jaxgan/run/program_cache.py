@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence
 
 import jax
 
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 
 SUFFIX = ".jaxexport"
 VERSION = "1"

@@ -12,6 +12,7 @@ from flax import nnx
 from jax import lax
 
 from jaxgan.base.registry import Registry
+from jaxgan.ops import convs
 
 ACTIVATIONS: Registry[Callable[[jax.Array], jax.Array]] = Registry("activation")
 ACTIVATIONS.register("relu", jax.nn.relu)
@@ -306,10 +307,8 @@ class _ConvParams(nnx.Module):
 
   def __init__(self, kernel_shape, out_features: int, kernel_size: int, stride: int,
                padding: str, use_bias: bool, kernel_init, bias_init, rngs: nnx.Rngs):
-    from jaxgan.core.models import convs  # pylint: disable=g-import-not-at-top
     if padding not in ("SAME", "VALID"):
       raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}.")
-    self._convs = convs
     kernel_init = kernel_init or nnx.initializers.lecun_normal()
     bias_init = bias_init or nnx.initializers.zeros_init()
     self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape))
@@ -336,10 +335,10 @@ class Conv2D(_ConvParams):
   def __call__(self, x):
     k, s = self.kernel_size, self.stride
     if self.padding == "SAME":
-      pad = tuple(self._convs.same_padding(n, k, s) for n in x.shape[1:3])
+      pad = tuple(convs.same_padding(n, k, s) for n in x.shape[1:3])
     else:
       pad = ((0, 0), (0, 0))
-    return self._add_bias(self._convs.conv(x, self.kernel[...].astype(x.dtype), (s, s), pad))
+    return self._add_bias(convs.conv(x, self.kernel[...].astype(x.dtype), (s, s), pad))
 
 
 class ConvTranspose2D(_ConvParams):
@@ -358,12 +357,12 @@ class ConvTranspose2D(_ConvParams):
     k, s = self.kernel_size, self.stride
     if self.padding == "SAME":
       out_hw = (h.shape[1] * s, h.shape[2] * s)
-      pad = tuple(self._convs.same_padding(n, k, s) for n in out_hw)
+      pad = tuple(convs.same_padding(n, k, s) for n in out_hw)
     else:
       out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
       pad = ((0, 0), (0, 0))
     return self._add_bias(
-        self._convs.conv_transpose(h, self.kernel[...].astype(h.dtype), (s, s), pad, out_hw))
+        convs.conv_transpose(h, self.kernel[...].astype(h.dtype), (s, s), pad, out_hw))
 
 
 def _fmix32(h):

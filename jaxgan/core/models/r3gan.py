@@ -36,7 +36,7 @@ from jax import lax
 from jaxgan.base.schema import Field, Range
 from jaxgan.base.errors import UserError
 from jaxgan.core.models import Architecture, ARCHITECTURES
-from jaxgan.core.models import convs
+from jaxgan.ops import convs
 from jaxgan.core.models.fir import down_matrix, resample, up_matrix  # noqa: F401
 from jaxgan.core.models import layers as L
 
@@ -79,7 +79,7 @@ def grouped_conv(x, kernel, groups: int, k: int):
   grouped = lambda x, w: lax.conv_general_dilated(
       x, w.astype(x.dtype), (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"),
       feature_group_count=groups)
-  # On CPU: one dense convolution (jaxgan/core/models/convs.py, oneDNN, fast backward of any
+  # On CPU: one dense convolution (jaxgan/ops/convs.py, oneDNN, fast backward of any
   # order) with the block-diagonal kernel. XLA:CPU runs the backward passes of grouped
   # convolutions tens of times slower than dense ones (a 64-wide D's gradient: 50 s
   # against 6 s), and R1/R2 differentiate twice; the block-diagonal form costs
