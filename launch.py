@@ -245,6 +245,9 @@ def _train_mode(workdir):
   if FLAGS.population and not (FLAGS.sweep or FLAGS.seeds):
     raise UserError("--population needs --sweep or --seeds (the trials to train together).")
   validate.validate(FLAGS.config)
+  if FLAGS.config.task == "autoencoder":
+    _train_autoencoder(workdir)
+    return
   parted = FLAGS.trial_index is not None or FLAGS.num_shards != 1 or FLAGS.shard_index
   trials = None
   if FLAGS.sweep or FLAGS.seeds:
@@ -274,6 +277,19 @@ def _train_mode(workdir):
                     "a sweep: add --sweep (or --seeds 0,1,2).")
   state = train.train_and_evaluate(FLAGS.config, workdir, resume_step=FLAGS.resume_step)
   print(f"Trained to step {int(state.step)}: metrics, samples and checkpoints in {workdir}")
+
+
+def _train_autoencoder(workdir):
+  """--mode train with config.task=autoencoder: one run (jaxgan/run/autoencoder.py)."""
+  from jaxgan.run import autoencoder  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
+  extra = [f for f in ("sweep", "seeds", "population", "collect", "resume_step", "trial_index")
+           if FLAGS[f].present]
+  if extra:
+    raise UserError(f"--{extra[0]} trains GANs; config.task=autoencoder trains one "
+                    "autoencoder per run: drop it (use --config.seed for another seed).")
+  autoencoder.train(FLAGS.config, workdir)
+  print(f"Trained the autoencoder: weights in {os.path.join(workdir, 'autoencoder')}")
 
 
 def _run_setting(workdir: str, field: str) -> str:

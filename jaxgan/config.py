@@ -67,6 +67,14 @@ def _sigma_rels(v):
   return None
 
 
+def _widths(v):
+  """autoencoder.block_out_channels: a tuple of positive integers, one per level."""
+  if (not isinstance(v, (tuple, list)) or not v
+      or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v)):
+    return "must be a non-empty tuple of positive integers, one width per level, e.g. (32, 64, 64)"
+  return None
+
+
 def _optim_fields(net: str) -> Dict[str, Field]:
   who = {"g": "generator", "d": "discriminator"}[net]
   p = f"optim.{net}."
@@ -192,6 +200,29 @@ FIELDS: Dict[str, Field] = {
     "phema.snapshot_images": Field(0, "post-hoc EMA: save the profiles every this many images "
                                    "(G's batch x steps; labelled with the exact count); 0: at "
                                    "every checkpoint_every", resume=True, rule=GE0),
+    "task": Field("gan", "what --mode train trains: gan, or autoencoder (a KL autoencoder "
+                  "of diffusers' AutoencoderKL family for latent GANs, "
+                  "jaxgan/run/autoencoder.py; optimizer optim.g)",
+                  rule=OneOf(("gan", "autoencoder"))),
+    "autoencoder.block_out_channels": Field((128, 256, 512, 512), "task=autoencoder: widths "
+                                            "per level; the latents are 2^(levels-1) times "
+                                            "smaller than the images (SD-VAE's default)",
+                                            rule=_widths),
+    "autoencoder.layers_per_block": Field(2, "ResNet blocks per encoder level (the decoder "
+                                          "has one more)", rule=GE1),
+    "autoencoder.latent_channels": Field(4, "channels of the latents", rule=GE1),
+    "autoencoder.norm_num_groups": Field(32, "GroupNorm groups (must divide every width)",
+                                         rule=GE1),
+    "autoencoder.mid_attention": Field(True, "self-attention in the middle blocks"),
+    "autoencoder.l1_weight": Field(1.0, "weight of the L1 reconstruction error (summed over "
+                                   "pixels, averaged over the batch, as LDM's)", rule=GE0),
+    "autoencoder.l2_weight": Field(0.0, "weight of the squared reconstruction error (same "
+                                   "normalisation)", rule=GE0),
+    "autoencoder.kl_weight": Field(1e-6, "weight of KL(q(z|x) || N(0, I)) summed over the "
+                                   "latent (LDM's 1e-6)", rule=GE0),
+    "autoencoder.scale_images": Field(4096, "training images whose latent means set the "
+                                      "exported shift_factor and scaling_factor (mean, "
+                                      "1/std), as SD's 0.18215 was found", rule=GE1),
     "schedules": Field((), "hyperparameters that change over training (jaxgan/core/schedules.py):"
                        " a list of {target, kind (linear|cosine), end, steps}; targets "
                        "optim.{g,d}.lr, optim.{g,d}.b2, ema_halflife_kimg, augment.p, "

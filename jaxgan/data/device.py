@@ -32,6 +32,9 @@ def check(data, process_count: int = 1) -> None:
     raise UserError("config.data.on_device=True needs the dataset decoded in memory, but it "
                     f"is streamed from disk: {fix}, or set config.data.source='memory' (or "
                     "raise config.data.max_host_memory) if it fits.")
+  if data.latent is not None:
+    raise UserError(f"config.data.on_device=True holds uint8 images; {data.name} is a latent "
+                    f"dataset (float32 means and stds): {fix}.")
 
 
 class DeviceData:

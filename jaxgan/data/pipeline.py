@@ -43,7 +43,8 @@ class Batches:
   """The real batches the train step consumes, as host numpy arrays.
 
   `for_step(s)` returns {"images": uint8[k, B, H, W, C], "labels": int32[k, B]} with the
-  k = n_critic batches that generator step s uses. With several processes, each holds its
+  k = n_critic batches that generator step s uses (a latent dataset: float32 means as
+  "images" and their "stds"). With several processes, each holds its
   own data shard and draws its B / process_count examples of every global batch from it,
   in an order of its own (seed, epoch, process); one process reproduces the
   single-process stream exactly.
@@ -63,6 +64,8 @@ class Batches:
     out = {"images": self.data.images[idx]}
     if self.data.labels is not None:
       out["labels"] = self.data.labels[idx]
+    if self.data.stds is not None:   # a latent dataset: the step draws mean + std * eps
+      out["stds"] = self.data.stds[idx]
     return out
 
   def for_step(self, step: int) -> dict:

@@ -15,6 +15,12 @@ with a dataset.json of labels) holds:
   "channels", "num_classes", "class_names", "records", "record_counts", "sha256" (over the
   record files, in order), "source"}.
 
+A latent dataset (`prepare --encoder DIR`, jaxgan/data/encode_latents.py) has the same
+files with `"kind": "latent"` in its manifest: a record is the int32 label followed by the
+float32 mean and then the float32 std of q(z|x) for the image, each [h, w, c]
+(`latent_shape`), little-endian; the manifest adds the encoder's identity and the
+per-channel statistics of the latents.
+
 PNG is lossless, so the in-memory loader (`sources.load_prepared`) and the streaming reader
 (jaxgan/data/stream.py) decode exactly the same pixels.
 """
@@ -58,6 +64,35 @@ def decode_many(records: Sequence[bytes], channels: int):
   """(uint8 [N, S, S, C], int32 [N]) of a list of records."""
   pairs = [decode(r, channels) for r in records]
   return (np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32))
+
+
+def encode_latent(mean: np.ndarray, std: np.ndarray, label: int) -> bytes:
+  """One latent example: int32 label, float32 mean, float32 std (C order, little-endian)."""
+  return (_LABEL.pack(int(label)) + np.ascontiguousarray(mean, "<f4").tobytes()
+          + np.ascontiguousarray(std, "<f4").tobytes())
+
+
+def decode_latents(records: Sequence[bytes], shape: Sequence[int]):
+  """(mean float32 [N, *shape], std float32 [N, *shape], int32 [N]) of latent records."""
+  n, size = len(records), int(np.prod(shape))
+  labels = np.array([_LABEL.unpack_from(r)[0] for r in records], np.int32)
+  body = np.frombuffer(b"".join(r[_LABEL.size:] for r in records), "<f4")
+  body = body.reshape(n, 2, size).astype(np.float32)
+  return (body[:, 0].reshape(n, *shape), body[:, 1].reshape(n, *shape), labels)
+
+
+def is_latent(manifest: dict) -> bool:
+  return manifest.get("kind") == "latent"
+
+
+LATENT_KEYS = ("latent_shape", "channel_mean", "channel_std", "encoder", "image_source")
+
+
+def latent_description(manifest: dict) -> dict:
+  """What a run needs to know of a latent dataset: its latents' shape and per-channel
+  statistics, the encoder (directory, weights sha256, scaling and shift factors) and the
+  images it was made from (for evaluation against real images)."""
+  return {k: manifest[k] for k in LATENT_KEYS}
 
 
 def is_prepared(folder: str) -> bool:
@@ -110,8 +145,11 @@ def check_shape(manifest: dict, folder: str, image_size: int, channels: int) -> 
 
 
 def decoded_bytes(manifest: dict, count: int = -1) -> int:
-  """Host memory the decoded uint8 images take: count x S x S x C."""
+  """Host memory the decoded examples take: count x S x S x C uint8 images, or count x 2
+  float32 latents (mean and std)."""
   n = manifest["count"] if count < 0 else count
+  if is_latent(manifest):
+    return int(n) * 2 * 4 * int(np.prod(manifest["latent_shape"]))
   return int(n) * manifest["image_size"] ** 2 * manifest["channels"]
 
 

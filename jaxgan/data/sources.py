@@ -8,6 +8,11 @@ the device, inside the train step), with integer labels when the data has them. 
 the decoded dataset in memory is what makes the batch order a pure function of (seed,
 epoch): any batch can be produced without replaying the ones before it (see
 `jaxgan.data.pipeline`); data larger than memory is streamed instead (jaxgan/data/stream.py).
+
+A latent dataset (prepared with `--encoder`, jaxgan/data/encode_latents.py) is an
+`ImageData` too: `images` holds the float32 means of q(z|x), `stds` their standard
+deviations, and `latent` what the manifest says of the encoder and of the latents'
+per-channel statistics; the train step draws mean + std * eps from them.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from jaxgan.data import records
+from jaxgan.data.image_files import IMAGE_EXTENSIONS
 from jaxgan.data.resize import preprocess  # noqa: F401  (TF-free; re-exported)
 from jaxgan.base.errors import UserError, UserFileError, did_you_mean
 
@@ -26,7 +32,6 @@ EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
 EMBEDDED_NAME = "fashion_mnist_embedded"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 @dataclasses.dataclass
@@ -38,13 +43,26 @@ class ImageData:
   class_names: Sequence[str] = ()
   heldout: Optional["ImageData"] = None   # real images kept out of training (data.subset)
   whole: Optional["ImageData"] = None     # the split a data.subset was taken from
+  stds: Optional[np.ndarray] = None       # a latent dataset: float32 [N, h, w, c]
+  latent: Optional[dict] = None           # a latent dataset: its manifest's description
 
   def __post_init__(self):
-    if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise UserError(f"{self.name}: images must be uint8 [N, H, W, C], got "
-                       f"{self.images.dtype} {self.images.shape}.")
+    want = np.float32 if self.latent is not None else np.uint8
+    if self.images.ndim != 4 or self.images.dtype != want:
+      raise UserError(f"{self.name}: {'latents' if self.latent else 'images'} must be "
+                      f"{np.dtype(want).name} [N, H, W, C], got {self.images.dtype} "
+                      f"{self.images.shape}.")
     if self.labels is not None and len(self.labels) != len(self.images):
       raise UserError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images.")
+    if (self.latent is not None) != (self.stds is not None):
+      raise UserError(f"{self.name}: a latent dataset needs both its stds and its description.")
+
+  def take(self, idx, labels: bool = True) -> "ImageData":
+    """The examples at `idx` (an index array or a slice), with this data's description."""
+    return ImageData(self.images[idx], self.labels[idx] if labels and self.labels is not None
+                     else None, self.num_classes if labels else 0, self.name,
+                     self.class_names if labels else (),
+                     stds=None if self.stds is None else self.stds[idx], latent=self.latent)
 
   @property
   def image_shape(self):
@@ -209,6 +227,8 @@ def load_prepared(folder: str, image_size: int, channels: int, max_examples: int
   records.check_shape(manifest, folder, image_size, channels)
   n = manifest["count"] if not max_examples else min(max_examples, manifest["count"])
   source = records.open_source(folder, manifest)
+  if records.is_latent(manifest):
+    return _load_latents(folder, manifest, source, n)
   images = np.empty((n, image_size, image_size, channels), np.uint8)
   labels = np.empty((n,), np.int32)
   for lo in range(0, n, 4096):
@@ -221,13 +241,29 @@ def load_prepared(folder: str, image_size: int, channels: int, max_examples: int
                    tuple(manifest["class_names"]) if labelled else ())
 
 
+def _load_latents(folder: str, manifest: dict, source, n: int) -> ImageData:
+  shape = tuple(manifest["latent_shape"])
+  means, stds = np.empty((n, *shape), np.float32), np.empty((n, *shape), np.float32)
+  labels = np.empty((n,), np.int32)
+  for lo in range(0, n, 4096):
+    idx = list(range(lo, min(n, lo + 4096)))
+    means[lo:lo + len(idx)], stds[lo:lo + len(idx)], labels[lo:lo + len(idx)] = (
+        records.decode_latents(source.__getitems__(idx), shape))
+  labelled = manifest["num_classes"] > 0
+  return ImageData(means, labels if labelled else None, manifest["num_classes"],
+                   records.dataset_name(folder),
+                   tuple(manifest["class_names"]) if labelled else (), stds=stds,
+                   latent=records.latent_description(manifest))
+
+
 def shard(data: ImageData, index: int, count: int) -> ImageData:
   """The index-th of `count` contiguous, disjoint shards that together cover `data`
   (the split of tfds.even_splits)."""
   n = len(data.images)
   lo, hi = n * index // count, n * (index + 1) // count
-  return ImageData(data.images[lo:hi], None if data.labels is None else data.labels[lo:hi],
-                   data.num_classes, data.name, data.class_names, data.heldout)
+  out = data.take(slice(lo, hi))
+  out.heldout = data.heldout
+  return out
 
 
 HELDOUT_MAX = 1024   # held-out images kept beside a subset
@@ -248,9 +284,7 @@ def take_subset(data: ImageData, subset: float, seed: int) -> ImageData:
                     f"{data.name}; choose between 1 and {total} (or a fraction below 1).")
   order = np.random.default_rng(seed).permutation(total)
   keep, rest = np.sort(order[:k]), np.sort(order[k:k + HELDOUT_MAX])
-  pick = lambda idx: ImageData(data.images[idx],
-                               None if data.labels is None else data.labels[idx],
-                               data.num_classes, data.name, data.class_names)
+  pick = data.take
   out = pick(keep)
   out.whole = data   # evaluation compares with all of it (Karras et al. 2020, sec. 2)
   if len(rest):   # images the run never trains on: the held-out D probe's real batch
@@ -281,7 +315,7 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
   else:
     data = load_embedded(size, ch, n)
   if not data_cfg.label_key and data.labels is not None:  # '' means unlabelled, for any source
-    data = ImageData(data.images, None, 0, data.name)
+    data = data.take(slice(None), labels=False)
   if data_cfg.subset:
     data = take_subset(data, data_cfg.subset, data_cfg.subset_seed)
   if process_count > 1 and not sharded:

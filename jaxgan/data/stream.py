@@ -47,7 +47,7 @@ def default_workers() -> int:
 class Spec:
   """Where the examples of a streamed dataset are and how to decode them (picklable: it
   travels to the worker processes, which open their own readers)."""
-  kind: str                      # "prepared" | "tfds"
+  kind: str                      # "prepared" | "latent" | "tfds"
   image_size: int
   channels: int
   labelled: bool
@@ -55,18 +55,35 @@ class Spec:
   # tfds: name, split, data_dir, image_key, label_key
   tfds: Tuple[str, str, str, str, str] = ("", "", "", "", "")
   offset: int = 0                # first record of this process's shard
+  latent_shape: Tuple[int, ...] = ()   # latent: [h, w, c] of each mean and std
 
   def open(self):
     """A random-access source of this dataset's examples."""
-    if self.kind == "prepared":
+    if self.kind in ("prepared", "latent"):
       import grain  # pylint: disable=g-import-not-at-top
       return grain.sources.ArrayRecordDataSource(list(self.paths))
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     name, split, data_dir = self.tfds[:3]
     return tfds.data_source(name, split=split, data_dir=data_dir or None)
 
+  def batch(self, source, indices: Sequence[int]) -> dict:
+    """The batch dict of the examples at shard positions `indices` (as Batches.batch)."""
+    if self.kind == "latent":
+      idx = [self.offset + int(i) for i in indices]
+      means, stds, labels = records.decode_latents(source.__getitems__(idx), self.latent_shape)
+      out = {"images": means, "stds": stds, "labels": labels}
+    else:
+      images, labels = self.examples(source, indices)
+      out = {"images": images, "labels": labels}
+    if not self.labelled:
+      del out["labels"]
+    return out
+
   def examples(self, source, indices: Sequence[int]):
     """(uint8 [N, S, S, C], int32 [N]) of the examples at shard positions `indices`."""
+    if self.kind == "latent":
+      raise UserError("A latent dataset holds no images: evaluation reads the images it was "
+                      "encoded from (its manifest's image_source).")
     idx = [self.offset + int(i) for i in indices]
     if self.kind == "prepared":
       return records.decode_many(source.__getitems__(idx), self.channels)
@@ -95,6 +112,7 @@ class StreamedData:
   spec: Spec
   heldout: Optional[ImageData] = None   # no held-out images: the D probe is off
   whole: Optional[ImageData] = None
+  latent: Optional[dict] = None         # a latent dataset: as ImageData.latent
 
   def reference(self, n: int) -> ImageData:
     """n examples spread evenly over the shard, decoded: the real images of evaluation
@@ -135,8 +153,7 @@ class BatchReader:
   def __call__(self, b: int) -> dict:
     if self._source is None:
       self._opened()
-    images, labels = self.spec.examples(self._source, self.sampler.indices(b))
-    return {"images": images, "labels": labels} if self.spec.labelled else {"images": images}
+    return self.spec.batch(self._source, self.sampler.indices(b))
 
 
 def _grain_flags_parsed():
@@ -212,11 +229,14 @@ def prepared_data(folder: str, image_size: int, channels: int, max_examples: int
   n = m["count"] if not max_examples else min(max_examples, m["count"])
   lo, hi = n * process_index // process_count, n * (process_index + 1) // process_count
   labelled = labelled and m["num_classes"] > 0
-  spec = Spec("prepared", image_size, channels, labelled,
-              paths=tuple(records.record_paths(folder, m)), offset=lo)
+  latent = records.is_latent(m)
+  spec = Spec("latent" if latent else "prepared", image_size, channels, labelled,
+              paths=tuple(records.record_paths(folder, m)), offset=lo,
+              latent_shape=tuple(m["latent_shape"]) if latent else ())
+  shape = spec.latent_shape if latent else (image_size, image_size, channels)
   return StreamedData(records.dataset_name(folder), m["num_classes"] if labelled else 0,
-                      tuple(m["class_names"]) if labelled else (),
-                      (image_size, image_size, channels), hi - lo, spec)
+                      tuple(m["class_names"]) if labelled else (), shape, hi - lo, spec,
+                      latent=records.latent_description(m) if latent else None)
 
 
 def bench_images_per_s(prepared_dir: str, batch_size: int = 128, seconds: float = 10.0,
