@@ -50,6 +50,8 @@ flags.DEFINE_float("ema_sigma_rel", 0.0, "sample/eval/latent modes: sample with 
 flags.DEFINE_string("sigma_rels", "", "posthoc_ema mode: comma-separated widths to evaluate "
                     "(default 0.01,0.02,0.03,0.05,0.07,0.1,0.13,0.16,0.2,0.25).")
 flags.DEFINE_integer("sample_seed", 0, "sample mode: seed of the exported latents.")
+flags.DEFINE_bool("export_latents", False, "sample mode, a latent run: also store G's raw "
+                  "outputs (normalised latents, before decoding) in samples.npz as 'latents'.")
 flags.DEFINE_float("truncation", 0.0, "sample mode: > 0 draws each latent component from "
                    "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); for stylegan2 "
                    "it is psi, w = w_avg + psi (w - w_avg) (1 = none); 0 = off.")
@@ -353,6 +355,7 @@ def _read_mode(workdir):
   """--mode sample | latent | report | eval | posthoc_ema: what a stored run gives."""
   from jaxgan.run import restore  # pylint: disable=g-import-not-at-top
   from jaxgan.eval import sampling  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   num = FLAGS.num_samples if FLAGS["num_samples"].present else 0
   metrics = FLAGS.metrics   # --config.eval.metrics=... alone picks the metrics too
   if not FLAGS["metrics"].present:
@@ -369,8 +372,11 @@ def _read_mode(workdir):
   elif FLAGS.mode == "sample":
     _, gan, state = restore.restore_for_sampling(workdir, FLAGS.checkpoint,
                                                  FLAGS.ema_sigma_rel)
+    if FLAGS.export_latents and gan.latent is None:
+      raise UserError("--export_latents: this run trains on images, not latents; drop it.")
     out = sampling.export(gan, state, workdir, FLAGS.num_samples, FLAGS.sample_seed,
-                          FLAGS.labels, truncation=FLAGS.truncation)
+                          FLAGS.labels, truncation=FLAGS.truncation,
+                          latents=FLAGS.export_latents)
     print(f"Wrote {out['num']} samples of step {int(state.step)} to {out['npz']} and "
           f"{out['png']}")
   elif FLAGS.mode == "latent":

@@ -131,6 +131,11 @@ FIELDS: Dict[str, Field] = {
                          "of the split; 0 = all (data-efficient GAN studies)", rule=GE0),
     "data.subset_seed": Field(0, "which images data.subset keeps (its own seed: every run "
                               "with the same subset sees the same images)", rule=GE0),
+    "data.latent_norm": Field("channel", "a latent dataset (prepare --encoder): G and D see "
+                              "(z - shift) / scale with the dataset's per-channel statistics "
+                              "(channel), the autoencoder's shift/scaling factors "
+                              "(autoencoder) or z itself (none) (jaxgan/core/latent_space.py)",
+                              rule=OneOf(("channel", "autoencoder", "none"))),
     # Model (the architecture's own fields are in config.model.<arch>, see jaxgan/core/models)
     "model.arch": Field("mlp", "architecture (jaxgan/core/models)",
                         rule=OneOf(_names("jaxgan.core.models.ARCHITECTURES"))),
@@ -152,6 +157,10 @@ FIELDS: Dict[str, Field] = {
                           rule=OneOf(("batch", "layer", "none"))),
     "model.d_dropout": Field(0.0, "dropout rate in D", rule=UNIT),
     "model.d_spectral_norm": Field(False, "spectral normalisation of D's layers"),
+    "model.decoder": Field("", "a latent run: the autoencoder directory (diffusers format) "
+                           "that decodes G's latents for grids, samples and metrics; '' = "
+                           "the encoder the latent dataset's manifest names (its weights "
+                           "must be the same file)"),
     # Objective
     "loss": Field("non_saturating", "adversarial loss (jaxgan/core/losses.py)",
                   rule=OneOf(_names("jaxgan.core.losses.LOSSES"))),

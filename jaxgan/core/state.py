@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jaxgan.core import models, optim, precision, regularizers, schedules
+from jaxgan.core import latent_space, models, optim, precision, regularizers, schedules
 from jaxgan.base import rng
 from jaxgan.base.errors import UserError
 from jaxgan.core.augment import adaptive
@@ -66,6 +66,15 @@ class GAN:
   g_takes_key: bool = False
   # config.train.dtype: the dtype G and D compute in (mixed precision: jaxgan/core/precision.py)
   compute_dtype: Any = jnp.float32
+  # a latent GAN: how G/D's inputs relate to the autoencoder (jaxgan/core/latent_space.py)
+  latent: Optional[latent_space.LatentSpace] = None
+
+  def real_input(self, images):
+    """A real batch as D sees it without noise: uint8 images in [-1, 1], or latent means
+    normalised (the D probe; the train step draws mean + std * eps itself)."""
+    if self.latent is None:
+      return images.astype(jnp.float32) / 127.5 - 1.0
+    return self.latent.normalize(images.astype(jnp.float32))
 
   def generate(self, params, stats, z, labels=None, *, train: bool, key=None,
                truncation: float = 1.0):
@@ -144,9 +153,18 @@ def _then(first: Optional[Callable], second: Optional[Callable]) -> Optional[Cal
   return lambda params: second(first(params))
 
 
-def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
-  """Builds the modules and the initial state from `config` (seeded by config.seed)."""
+# G's last layer is a tanh (images in [-1, 1]): normalised latents need an unbounded output
+BOUNDED_G = ("mlp", "dcgan", "resnet", "biggan")
+
+
+def create(config, image_shape, num_classes: int, latent=None) -> Tuple[GAN, TrainState]:
+  """Builds the modules and the initial state from `config` (seeded by config.seed);
+  `latent`: the LatentSpace of a latent GAN."""
   num_classes = num_classes if config.model.conditioning != "none" else 0
+  if latent is not None and config.model.arch in BOUNDED_G:
+    raise UserError(f"config.model.arch={config.model.arch!r} ends G in a tanh, which bounds "
+                    "its output to [-1, 1]; a latent dataset's normalised latents are not "
+                    "bounded: use r3gan, r3gan2 or stylegan2 for a latent run.")
   g, d = models.build(config.model, image_shape, num_classes, config.seed)
   g_graph, g_params, g_stats = nnx.split(g, nnx.Param, ...)
   d_graph, d_params, d_stats = nnx.split(d, nnx.Param, ...)
@@ -159,7 +177,7 @@ def create(config, image_shape, num_classes: int) -> Tuple[GAN, TrainState]:
             project_g=_then(_model_projection(g), optim.projection(config.optim.g)),
             style_based=bool(getattr(g, "style_based", False)),
             g_takes_key=bool(getattr(g, "uses_key", False)),
-            compute_dtype=precision.dtype_of(config))
+            compute_dtype=precision.dtype_of(config), latent=latent)
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None
   state = TrainState(
@@ -181,14 +199,18 @@ def count_params(params) -> int:
   return sum(int(p.size) for p in jax.tree.leaves(params))
 
 
-def setup(config, data=None, image_shape=None, num_classes=None):
-  """(gan, initial state) for `config` and a dataset (an ImageData, or its image shape and
-  class count)."""
+def setup(config, data=None, image_shape=None, num_classes=None, latent=None):
+  """(gan, initial state) for `config` and a dataset (an ImageData, or its image shape,
+  class count and, for latent data, its description as a run's metadata stores it)."""
+  if latent is not None:
+    latent = latent_space.from_description(latent, config.data.latent_norm,
+                                           config.model.decoder)
   if data is not None:
     image_shape, num_classes = data.image_shape, data.num_classes
+    latent = latent_space.of(data, config)
   if config.model.conditioning != "none" and not num_classes:
     raise UserError(
         f"config.model.conditioning={config.model.conditioning!r} needs labelled data, but "
         f"the dataset has no labels (config.data.label_key={config.data.label_key!r}). Set "
         "config.model.conditioning='none' or pick a labelled dataset.")
-  return create(config, image_shape, num_classes)
+  return create(config, image_shape, num_classes, latent)

@@ -30,7 +30,10 @@ Metrics = Dict[str, jax.Array]
 
 
 def to_float(images: jax.Array) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1], i.e. (x/255 - 0.5) / 0.5."""
+  """uint8 [0, 255] -> float32 [-1, 1], i.e. (x/255 - 0.5) / 0.5; a latent batch (float,
+  already drawn and normalised: latent_space.py) passes through."""
+  if images.dtype != jnp.uint8:
+    return images.astype(jnp.float32)
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
@@ -254,6 +257,8 @@ class TrainStep:
                        f"on axis 0; got shape {images.shape}.")
     labels = batch.get("labels") if self.gan.num_classes > 0 else None
     key = rng.step_key(state.key, state.step)
+    if self.gan.latent is not None:   # a latent dataset: this step's z = mean + std * eps
+      images = self.gan.latent.draw(images, batch["stds"], rng.stream(key, "latent"))
     hp = schedules.at(self.schedules, state.hparams, state.step)
     if state.augment is not None:   # ADA: this step's p, the same for every D call
       hp["augment_p"] = hp.get("sched/augment.p", state.augment["p"])

@@ -181,6 +181,30 @@ def open_data(d, process_index: int = 0, process_count: int = 1,
   return data
 
 
+def latent_manifest(d) -> Optional[dict]:
+  """The manifest of config.data's latent dataset, or None when the data are images."""
+  if d.folder and records.is_prepared(d.folder):
+    m = records.read_manifest(d.folder)
+    return m if records.is_latent(m) else None
+  return None
+
+
+def image_config(d):
+  """config.data of the images a latent dataset was encoded from (what evaluation
+  compares decoded samples with); `d` itself for image data."""
+  m = latent_manifest(d)
+  if m is None:
+    return d
+  import copy  # pylint: disable=g-import-not-at-top
+  src, out = m["image_source"], copy.deepcopy(d)
+  out.image_size, out.channels = int(src["image_size"]), int(src["channels"])
+  if src["kind"] == "tfds":
+    out.folder, out.name, out.split, out.data_dir = "", src["name"], src["split"], src["data_dir"]
+  else:
+    out.folder = src["folder"]
+  return out
+
+
 def open_for_eval(d, max_real: int, say: Callable[[str], None] = print) -> sources.ImageData:
   """The real images `--mode eval` compares with. Data that can stream (a prepared
   directory; an array_record TFDS split the run would stream) is not decoded whole: only
@@ -188,7 +212,9 @@ def open_for_eval(d, max_real: int, say: Callable[[str], None] = print) -> sourc
   (`StreamedData.reference`, as evaluation during a streamed run does), so memory is
   bounded by eval.max_real_features, not the dataset; with at most that many examples
   they are all of them, in order (the same data as decoding it whole). A data.subset, and
-  any other source, is loaded as training loads it."""
+  any other source, is loaded as training loads it. A latent dataset's run is compared
+  with the images it was encoded from (`image_config`)."""
+  d = image_config(d)
   kind = _kind(d)
   if d.subset or kind not in ("prepared", "tfds"):
     return sources.load(d)

@@ -102,6 +102,11 @@ class Evaluator:
     """`metrics`: the names this evaluator will compute (default config.eval.metrics);
     it builds only the extractors they need (the Inception one at once, so a missing
     weights file stops before anything is generated)."""
+    from jaxgan import data as data_lib  # pylint: disable=g-import-not-at-top
+    if data_lib.latent_manifest(config.data) is not None:   # a latent run: its images
+      import copy  # pylint: disable=g-import-not-at-top
+      config = copy.deepcopy(config)
+      config.data = data_lib.image_config(config.data)
     self.config, self.data = config, data
     # a run on a data.subset is measured against the whole split, as Karras et al. 2020
     # do ("all available training images, regardless of the subset used for training")

@@ -11,7 +11,7 @@ metrics row:
   d_real_gap      their difference
 
 D runs in inference mode (no dropout, BatchNorm with its running statistics) on the
-images without augmentation, so the two batches are measured the same way and the numbers
+images without augmentation (a latent run: the normalised latent means), so the two batches are measured the same way and the numbers
 do not depend on the step's random draws. The held-out images are those outside
 `config.data.subset`, or the dataset's held-out split (`config.eval.test_split`) when
 evaluation loads it. ADA's r_t (`ada_rt`, the sign-based heuristic that steers p) and p
@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.core.train_step import to_float
 
 
 class DiscriminatorProbe:
@@ -41,7 +40,8 @@ class DiscriminatorProbe:
     self.size = n
 
     def mean_output(params, stats, images, labels):
-      logits, _, _ = gan.discriminate(params, stats, to_float(images), labels, train=False)
+      logits, _, _ = gan.discriminate(params, stats, gan.real_input(images), labels,
+                                      train=False)
       return jnp.mean(logits)
     self._mean = jax.jit(mean_output)
 
@@ -58,7 +58,7 @@ def make_probe(run, evaluator, say) -> Optional[DiscriminatorProbe]:
   if jax.process_count() > 1:
     return None
   heldout = run.data.heldout
-  if heldout is None and evaluator is not None:
+  if heldout is None and evaluator is not None and run.gan.latent is None:
     heldout = getattr(evaluator, "heldout", None)
   if heldout is None or len(heldout.images) == 0:
     say("D probe off: no held-out real images (train on config.data.subset, or evaluate "

@@ -86,6 +86,27 @@ def _posthoc_ema(wd: str) -> list:
           f"<table><tr><th>sigma_rel</th><th>{html.escape(name)}</th></tr>{cells}</table>"]
 
 
+def _latent(cfg: dict) -> list:
+  """A latent run says so: what G and D see, and what decodes it."""
+  folder = cfg.get("data", {}).get("folder", "")
+  path = os.path.join(os.path.expanduser(folder), "manifest.json") if folder else ""
+  if not path or not os.path.exists(path):
+    return []
+  with open(path) as f:
+    m = json.load(f)
+  if m.get("kind") != "latent":
+    return []
+  enc = m["encoder"]
+  decoder = cfg.get("model", {}).get("decoder") or enc["directory"]
+  shape = "x".join(str(d) for d in m["latent_shape"])
+  norm = cfg.get("data", {}).get("latent_norm", "channel")
+  return [f"<h2>Latent run</h2><p>G and D work on {shape} latents of {m['count']} images "
+          f"({m['image_size']}x{m['image_size']}x{m['channels']}) encoded by "
+          f"{html.escape(enc['directory'])} (weights sha256 {enc['weights_sha256'][:12]}), "
+          f"normalised with data.latent_norm={html.escape(norm)}; every grid, sample and "
+          f"metric here is of images decoded by {html.escape(decoder)}.</p>"]
+
+
 def build(workdir: str) -> str:
   """Writes workdir/report.html from whatever the run has produced; returns its path."""
   wd = os.path.abspath(workdir)
@@ -104,6 +125,7 @@ def build(workdir: str) -> str:
                f"{html.escape(str(cfg.get('regularizers', [])))} &middot; architecture "
                f"{html.escape(str(cfg.get('model', {}).get('arch', '?')))}</p>")
 
+  parts += _latent(cfg)
   parts += _curves(wd, rows)
 
   grids = sorted(glob.glob(os.path.join(wd, "samples", "step_*.png")))

@@ -48,16 +48,58 @@ def grid_inputs(gan: GAN, n: int, key, truncation: float = 0.0):
   return z, labels
 
 
+_DECODERS = {}
+
+
+def latent_decoder(space):
+  """(graphdef, state) of the autoencoder that decodes a latent GAN's outputs, loaded once
+  per process and checked to be the one that encoded the data."""
+  if space.decoder not in _DECODERS:
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    from jaxgan.pretrained import autoencoder_files  # pylint: disable=g-import-not-at-top
+    model, sha = autoencoder_files.load(space.decoder)
+    if sha != space.weights_sha256:
+      raise UserError(f"config.model.decoder={space.decoder!r} holds weights with sha256 "
+                      f"{sha[:12]}..., but the latent dataset was encoded by {space.weights_sha256[:12]}...; "
+                      "decode with the autoencoder that encoded the data.")
+    _DECODERS[space.decoder] = nnx.split(model)
+  return _DECODERS[space.decoder]
+
+
 def generator_fn(gan: GAN, truncation: float = 0.0):
-  """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats). For
-  a style-based G, `truncation` > 0 is psi of the truncation trick in W (the latents of
-  other G's are truncated where they are drawn, GAN.sample_latents)."""
+  """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats),
+  returning images: a latent GAN's outputs are denormalised and decoded by its autoencoder
+  (jaxgan/core/latent_space.py). For a style-based G, `truncation` > 0 is psi of the
+  truncation trick in W (the latents of other G's are truncated where they are drawn,
+  GAN.sample_latents)."""
   psi = truncation if gan.style_based and truncation > 0 else 1.0
+  if gan.latent is None:
+    @jax.jit
+    def gen(params, stats, z, labels):
+      return gan.generate(params, stats, z, labels, train=False, truncation=psi)[0]
+    return gen
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  graphdef, ae_state = latent_decoder(gan.latent)
 
   @jax.jit
-  def gen(params, stats, z, labels):
-    return gan.generate(params, stats, z, labels, train=False, truncation=psi)[0]
-  return gen
+  def gen_latent(params, stats, z, labels, ae_state):
+    x = gan.generate(params, stats, z, labels, train=False, truncation=psi)[0]
+    return nnx.merge(graphdef, ae_state).decode(gan.latent.denormalize(x))
+  return lambda params, stats, z, labels: gen_latent(params, stats, z, labels, ae_state)
+
+
+def generate_latents(gan: GAN, state: TrainState, num: int, key, labels=None,
+                     batch_size: int = 500) -> np.ndarray:
+  """A latent GAN's raw outputs (normalised latents, float32) for the same draws as
+  `generate` with the same key."""
+  gen = jax.jit(lambda p, s, z, l: gan.generate(p, s, z, l, train=False)[0])
+  params, out = sampling_params(state), []
+  for start in range(0, num, batch_size):
+    n = min(batch_size, num - start)
+    z = gan.sample_latents(jax.random.fold_in(key, start), batch_size)
+    lab = None if labels is None else jnp.asarray(np.resize(labels[start:start + n], batch_size))
+    out.append(np.asarray(gen(params, state.g.stats, z, lab))[:n])
+  return np.concatenate(out)
 
 
 def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size: int = 500,
@@ -78,14 +120,20 @@ def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size
 
 
 def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
-           labels_choice: str = "even", grid_size: int = 64, truncation: float = 0.0) -> dict:
+           labels_choice: str = "even", grid_size: int = 64, truncation: float = 0.0,
+           latents: bool = False) -> dict:
   """Writes DIR/samples.npz (images uint8 NxHxWxC, labels when conditional) and
   DIR/samples.png (a grid of the first `grid_size`); `truncation` > 0 samples with the
-  truncation trick (the npz records it)."""
+  truncation trick (the npz records it). A latent run's images are decoded; with
+  `latents` the npz also holds G's raw outputs for the same draws ("latents")."""
   labels = make_labels(gan.num_classes, num, labels_choice)
   key = rng.stream(rng.root_key(seed), "export")
   images = generate(gan, state, num, key, labels, truncation=truncation)
   arrays = {"images": images, "truncation": np.float32(truncation)}
+  if latents:
+    if truncation:
+      raise UserError("--export_latents with --truncation: export the latents untruncated.")
+    arrays["latents"] = generate_latents(gan, state, num, key, labels)
   if labels is not None:
     arrays["labels"] = labels
   path = os.path.join(workdir, "samples.npz")

@@ -96,7 +96,7 @@ def _load_for_sampling(ckpt, step: int):
   meta = ckpt.read_meta(step)
   config = config_from_dict(meta["config"])
   gan, state = state_lib.setup(config, image_shape=tuple(meta["image_shape"]),
-                     num_classes=meta["num_classes"])
+                               num_classes=meta["num_classes"], latent=meta.get("latent"))
   state, _ = ckpt.restore(state, step)
   return config, gan, state
 

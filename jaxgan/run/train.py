@@ -213,7 +213,7 @@ class Run:
   def meta(self, member: Member) -> dict:
     return {"config": config_to_dict(member.config), "image_shape": list(self.data.image_shape),
             "num_classes": self.gan.num_classes, "class_names": list(self.data.class_names),
-            "dataset": self.data.name}
+            "dataset": self.data.name, "latent": getattr(self.data, "latent", None)}
 
   def restore(self, resume_step: Optional[int] = None):
     """The state to start from: the newest checkpoint (or `resume_step`'s), checked to be
@@ -391,7 +391,11 @@ def _evaluator(config, data):
     raise ValueError("Evaluation during multi-process training is not supported: set "
                      "config.eval.every=0 and run --mode eval on the checkpoints afterwards.")
   from jaxgan.eval.evaluate import Evaluator  # pylint: disable=g-import-not-at-top
-  if not isinstance(data, data_lib.ImageData):   # streamed: a decoded, evenly spread sample
+  if getattr(data, "latent", None) is not None:   # decoded samples against the images
+    data = data_lib.open_for_eval(config.data, config.eval.max_real_features, say=_say)
+    _say(f"Latent run: samples are decoded by {config.model.decoder or 'the encoder'} and "
+         f"compared with {data.name}.")
+  elif not isinstance(data, data_lib.ImageData):   # streamed: a decoded, evenly spread sample
     data = data.reference(config.eval.max_real_features)
     _say(f"Evaluation compares with {len(data.images)} images spread over the streamed data.")
   return Evaluator(config, data, log=_say)

@@ -84,10 +84,14 @@ def _data(c):
 
 def _architecture(c):
   from jaxgan.core import models  # pylint: disable=g-import-not-at-top
+  from jaxgan import data as data_lib  # pylint: disable=g-import-not-at-top
   arch = models.ARCHITECTURES.get(c.model.arch)
+  latent = data_lib.latent_manifest(c.data)   # a latent dataset: G makes its latents
+  shape = (tuple(latent["latent_shape"]) if latent is not None
+           else (c.data.image_size, c.data.image_size, c.data.channels))
   if arch.check is not None:
     try:
-      arch.check(c.model, (c.data.image_size, c.data.image_size, c.data.channels))
+      arch.check(c.model, shape)
     except UserError:
       raise
     except ValueError as e:
