@@ -10,6 +10,9 @@
   --config configs/r3gan2.py:fashion       Fashion-MNIST 32x32 grayscale, unconditional,
                                            narrow and short for a 2-core CPU (1,000 steps
                                            of 32, about 19 minutes)
+  --config configs/r3gan2.py:fashion_latent  the same GAN's 8 px stage on the 8x8x4 latents
+                                           of configs/autoencoder.py:fashion (a latent
+                                           dataset in runs/fashion_latents: README)
   --config configs/r3gan2.py:fashion,1800  any variant with its decay length (and
                                            train.steps) set to 1,800 G steps, the
                                            schedules compressed or stretched to it
@@ -34,7 +37,8 @@ are not reproduced (jaxgan has no data-level flip).
 from configs import default
 from configs.default import SHARED_TFDS
 
-VARIANTS = ("cifar10", "ffhq64", "ffhq256", "imagenet32", "imagenet64", "fashion")
+VARIANTS = ("cifar10", "ffhq64", "ffhq256", "imagenet32", "imagenet64", "fashion",
+            "fashion_latent")
 
 # variant: (data, size, classes, widths from 8 px up, batch, decay images T, gamma at the
 # start, ADA's p at the end, lr schedule)
@@ -68,6 +72,24 @@ def recipe(c, steps: int, gamma: float, p_end: float, lr_kind: str, batch: int) 
                  cos("regularizers.r2", gamma / 10), cos("augment.p", p_end))
 
 
+def _fashion_latent(c, steps):
+  """:fashion's GAN in the latent space of configs/autoencoder.py:fashion (8x8x4 latents of
+  the 32x32 images): its 8 px stage alone (width 64, 2 blocks) makes and judges the
+  latents, with the same recipe; the 16 and 32 px stages are the autoencoder's decoder.
+  The latent dataset is made by the README's three commands (data.folder below)."""
+  c.data.folder, c.data.image_size, c.data.channels = "runs/fashion_latents", 32, 1
+  c.data.batch_size, c.model.conditioning = 32, "none"
+  c.model.r3gan2.widths, c.model.r3gan2.blocks = (64,), (2,)
+  c.train.steps = steps or 4_000
+  c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 100, 1_000, 1_000
+  c.eval.every = 1_000
+  c.phema.snapshot_images = 32 * 200
+  recipe(c, c.train.steps, 0.05, 0.0, "cosine_rsqrt", 32)
+  c.augment.policy = ""
+  c.schedules = tuple(s for s in c.schedules if s["target"] != "augment.p")
+  return c
+
+
 def get_config(variant: str = "cifar10"):
   variant, steps = default.split_variant(variant, "r3gan2.py", VARIANTS)
   c = default.get_config()
@@ -78,6 +100,8 @@ def get_config(variant: str = "cifar10"):
   c.train.n_critic = 1
   c.phema.sigma_rels = (0.01, 0.05, 0.1)
   m = c.model.r3gan2
+  if variant == "fashion_latent":
+    return _fashion_latent(c, steps)
   if variant == "fashion":
     c.data.name, c.data.data_dir, c.data.channels = "fashion_mnist", SHARED_TFDS, 1
     c.data.image_size, c.data.batch_size = 32, 32

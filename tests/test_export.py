@@ -21,7 +21,10 @@ from jaxgan.run import platform
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
                if f.endswith(".py") and f not in ("__init__.py", "default.py"))
-CONFIGS = [(f, v) for f in FILES for v in importlib.import_module(f"configs.{f}").VARIANTS]
+ALL = [(f, v) for f in FILES for v in importlib.import_module(f"configs.{f}").VARIANTS]
+_task = lambda f, v: importlib.import_module(f"configs.{f}").get_config(v).task
+CONFIGS = [(f, v) for f, v in ALL if _task(f, v) == "gan"]
+AUTOENCODERS = [(f, v) for f, v in ALL if _task(f, v) == "autoencoder"]
 
 
 def _program_signature(name, variant):
@@ -71,7 +74,8 @@ def test_every_config_file_lists_its_variants():
   assert len(CONFIGS) >= 30 and ("wgan_gp", "default") in CONFIGS
   assert ("r3gan", "fashion") in CONFIGS and ("stylegan2", "paper256") in CONFIGS
   # every architecture, loss and conditioning of the configs is exported
-  assert {n for n, _ in DISTINCT} == set(FILES) and len(DISTINCT) >= 20
+  assert {n for n, _ in DISTINCT} | {n for n, _ in AUTOENCODERS} == set(FILES)
+  assert len(DISTINCT) >= 20 and ("autoencoder", "fashion") in AUTOENCODERS
 
 
 @pytest.mark.parametrize("name,variant", DISTINCT)
@@ -86,6 +90,51 @@ def test_train_step_lowers_for_gpu_and_tpu(name, variant):
   leaves = jax.tree.leaves(state)     # outputs: (state, metrics), the state unchanged in shape
   assert [(a.shape, a.dtype) for a in exported.out_avals[:len(leaves)]] == [
       (a.shape, a.dtype) for a in leaves]
+
+
+def _lowers_for_accelerators(fn, *args):
+  with platform.speedups("auto"):   # traced on this CPU host, under the oneDNN provider
+    exported = jax.export.export(jax.jit(fn), platforms=("cuda", "tpu"))(*args)
+  assert exported.platforms == ("cuda", "tpu")
+  text = exported.mlir_module()
+  assert onednn.TARGET not in text and "f64" not in text
+
+
+def test_a_latent_train_step_lowers_for_gpu_and_tpu():
+  """The latent path (the step's draw of mean + std * eps, normalised) on R3GAN2."""
+  from configs import r3gan2
+  from jaxgan.core import latent_space
+  config = r3gan2.get_config("fashion_latent")
+  config.model.r3gan2.widths, config.model.r3gan2.blocks = (32,), (1,)
+  space = latent_space.LatentSpace((0.1,) * 4, (2.0,) * 4, "", "", (32, 32, 1))
+  built = {}
+
+  def create():
+    gan, state = state_lib.create(config, (8, 8, 4), 0, latent=space)
+    built["gan"] = gan
+    return state
+  state = jax.eval_shape(create)
+  step = ts.make_train_step(built["gan"], config)
+  latents = jax.ShapeDtypeStruct((1, config.data.batch_size, 8, 8, 4), jnp.float32)
+  _lowers_for_accelerators(functools.partial(step, pattern=step.__self__.lazy_pattern(0)),
+                           state, {"images": latents, "stds": latents})
+
+
+@pytest.mark.parametrize("name,variant", AUTOENCODERS)
+def test_the_autoencoder_step_lowers_for_gpu_and_tpu(name, variant):
+  from flax import nnx
+  from jaxgan.pretrained import autoencoder_kl as ae
+  from jaxgan.run import autoencoder as trainer
+  config = importlib.import_module(f"configs.{name}").get_config(variant)
+  cfg = trainer.network_config(config, config.data.channels)
+  graphdef, params = nnx.split(ae.abstract(cfg))
+  optimizer = trainer.make_optimizer(config)
+  state = {"params": params, "opt": jax.eval_shape(optimizer.init, params),
+           "step": jax.ShapeDtypeStruct((), jnp.int32)}
+  step = trainer.make_step(graphdef, optimizer, 0, {"l1": 1.0, "l2": 1.0, "kl": 1e-6})
+  s = config.data.image_size
+  images = jax.ShapeDtypeStruct((config.data.batch_size, s, s, config.data.channels), jnp.uint8)
+  _lowers_for_accelerators(step, state, images)
 
 
 def test_the_cpu_lowering_of_the_same_step_uses_onednn():
