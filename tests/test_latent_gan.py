@@ -85,10 +85,22 @@ def test_a_latent_run_resumes_bit_exactly(latents, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+def test_a_g_that_ends_in_tanh_ends_without_it_on_latents(arch):
+  from flax import nnx
+  from jaxgan.core import models
+  cfg = tiny_config(**{"model.arch": arch, "model.dcgan.g_base_features": 8,
+                       "model.dcgan.d_base_features": 8}).model
+  z = jax.random.normal(jax.random.key(0), (3, cfg.latent_dim))
+  out = {}
+  for linear in (False, True):
+    g, _ = models.build(cfg, (8, 8, 4), 0, 0, linear_output=linear)
+    out[linear] = np.asarray(g(z, None, train=False))
+  assert out[True].shape == (3, 8, 8, 4)
+  np.testing.assert_allclose(np.tanh(out[True]), out[False], rtol=1e-5, atol=1e-6)
+
+
 def test_latent_runs_refuse_what_cannot_work(latents, tmp_path):
-  with pytest.raises(UserError, match=r"model.arch='dcgan' ends G in a tanh"):
-    train.train_and_evaluate(latent_config(latents, **{"model.arch": "dcgan"}),
-                             str(tmp_path / "a"))
   with pytest.raises(UserError, match=r"config.model.decoder=.* data are images, not latents"):
     train.train_and_evaluate(tiny_config(**{"model.decoder": ENCODER}), str(tmp_path / "b"))
   with pytest.raises(UserError, match=r"holds weights with sha256 .* encoded by"):

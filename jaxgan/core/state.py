@@ -153,19 +153,14 @@ def _then(first: Optional[Callable], second: Optional[Callable]) -> Optional[Cal
   return lambda params: second(first(params))
 
 
-# G's last layer is a tanh (images in [-1, 1]): normalised latents need an unbounded output
-BOUNDED_G = ("mlp", "dcgan", "resnet", "biggan")
-
-
 def create(config, image_shape, num_classes: int, latent=None) -> Tuple[GAN, TrainState]:
   """Builds the modules and the initial state from `config` (seeded by config.seed);
   `latent`: the LatentSpace of a latent GAN."""
   num_classes = num_classes if config.model.conditioning != "none" else 0
-  if latent is not None and config.model.arch in BOUNDED_G:
-    raise UserError(f"config.model.arch={config.model.arch!r} ends G in a tanh, which bounds "
-                    "its output to [-1, 1]; a latent dataset's normalised latents are not "
-                    "bounded: use r3gan, r3gan2 or stylegan2 for a latent run.")
-  g, d = models.build(config.model, image_shape, num_classes, config.seed)
+
+  # a latent GAN's G ends without tanh: normalised latents are not bounded
+  g, d = models.build(config.model, image_shape, num_classes, config.seed,
+                      linear_output=latent is not None)
   g_graph, g_params, g_stats = nnx.split(g, nnx.Param, ...)
   d_graph, d_params, d_stats = nnx.split(d, nnx.Param, ...)
   tx_g, tx_d = optim.make(config.optim.g), optim.make(config.optim.d)

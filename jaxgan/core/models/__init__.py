@@ -28,12 +28,16 @@ class Architecture(NamedTuple):
 ARCHITECTURES: Registry[Architecture] = Registry("architecture", "config.model.arch")
 
 
-def build(model_cfg, image_shape, num_classes: int, seed: int):
-  """Builds (G, D) for `model_cfg`; num_classes is used by conditional models only."""
+def build(model_cfg, image_shape, num_classes: int, seed: int, linear_output: bool = False):
+  """Builds (G, D) for `model_cfg`; num_classes is used by conditional models only.
+  `linear_output`: a G that ends in tanh (images in [-1, 1]) ends without it (latents)."""
   check_conditioning(model_cfg.conditioning, num_classes if model_cfg.conditioning != "none"
                      else 2)
   arch = ARCHITECTURES.get(model_cfg.arch)
-  return arch.build(model_cfg, tuple(image_shape), num_classes, nnx.Rngs(params=seed))
+  g, d = arch.build(model_cfg, tuple(image_shape), num_classes, nnx.Rngs(params=seed))
+  if linear_output and hasattr(g, "linear_output"):
+    g.linear_output = True
+  return g, d
 
 
 def param_counts(model_cfg, image_shape, num_classes: int) -> Tuple[int, int]:

@@ -67,6 +67,8 @@ class GBlock(nnx.Module):
 
 
 class BigGANGenerator(nnx.Module):
+  linear_output = False   # models.build(..., linear_output=True): no tanh (latents)
+
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, base_features: int = 96,
                shared_dim: int = 128, attention: int = 2, spectral_norm: bool = True,
                act: str = "relu", conditioning: str = "none", num_classes: int = 0,
@@ -108,7 +110,7 @@ class BigGANGenerator(nnx.Module):
       zc = next(chunks)
       h = block(h, zc if y is None else jnp.concatenate([zc, y], axis=-1), train=train)
     h = self.act(self.bn(h, use_running_average=not train))
-    return jnp.tanh(f(self.out, h))
+    return L.output(f(self.out, h), self.linear_output)
 
 
 def build(cfg, image_shape, num_classes, rngs):

@@ -42,6 +42,8 @@ def plan(image_size: int, start_size: int) -> int:
 
 
 class DCGANGenerator(nnx.Module):
+  linear_output = False   # models.build(..., linear_output=True): no tanh (latents)
+
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, base_features: int = 64,
                start_size: int = 4, stem: str = "convt", upsample: str = "transpose",
                act: str = "leaky_relu", norm: str = "batch", conditioning: str = "none",
@@ -103,7 +105,7 @@ class DCGANGenerator(nnx.Module):
       h = up(h)
       if i < len(self.norms):
         h = self.act(self.norms[i](h, train=train))
-    return jnp.tanh(h)
+    return L.output(h, self.linear_output)
 
 
 class DCGANDiscriminator(nnx.Module):

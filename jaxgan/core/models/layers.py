@@ -31,6 +31,12 @@ def activation(name: str, leaky_slope: float = 0.2):
   return ACTIVATIONS.get(name)
 
 
+def output(x, linear: bool):
+  """G's last activation: tanh for images in [-1, 1]; none for normalised latents (a
+  latent GAN, jaxgan/core/latent_space.py), which are not bounded."""
+  return x if linear else jnp.tanh(x)
+
+
 class Identity(nnx.Module):
   def __call__(self, x, *, train: bool = False):
     del train

@@ -19,6 +19,8 @@ from jaxgan.core.models import layers as L
 
 
 class MLPGenerator(nnx.Module):
+  linear_output = False   # models.build(..., linear_output=True): no tanh (latents)
+
   def __init__(self, latent_dim: int, widths: Sequence[int], image_shape: Sequence[int], *,
                act: str = "relu", norm: str = "none", conditioning: str = "none",
                num_classes: int = 0, embed_dim: int = 32, init: str = "pytorch",
@@ -39,7 +41,7 @@ class MLPGenerator(nnx.Module):
     h = self.cond(z, labels)
     for lin, norm in zip(self.hidden, self.norms):
       h = self.act(norm(lin(h), train=train))
-    x = jax.numpy.tanh(self.out(h))
+    x = L.output(self.out(h), self.linear_output)
     return x.reshape((z.shape[0], *self.image_shape))
 
 

@@ -110,6 +110,8 @@ class GBlock(nnx.Module):
 
 
 class ResNetGenerator(nnx.Module):
+  linear_output = False   # models.build(..., linear_output=True): no tanh (latents)
+
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, base_features: int = 64,
                act: str = "relu", conditioning: str = "none", num_classes: int = 0,
                init: str = "ortho", rngs: nnx.Rngs):
@@ -132,7 +134,7 @@ class ResNetGenerator(nnx.Module):
     for block in self.blocks:
       h = block(h, labels, train=train)
     h = self.act(self.bn(h, None, train=train))
-    return jnp.tanh(self.out(h))
+    return L.output(self.out(h), self.linear_output)
 
 
 class DBlock(nnx.Module):
