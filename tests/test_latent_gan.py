@@ -60,14 +60,21 @@ def test_the_norm_modes_take_their_statistics_from_the_manifest(latents):
   assert ch.image_shape == (32, 32, 3) and ch.decoder == os.path.abspath(ENCODER)
 
 
-def test_a_latent_run_trains_and_shows_decoded_images(latents, tmp_path):
+@pytest.fixture(scope="module")
+def trained(latents, tmp_path_factory):
+  """Four steps of R3GAN2 on the latents, evaluated (FD) at the end."""
+  wd = tmp_path_factory.mktemp("latent_run")
   c = latent_config(latents, **{"eval.every": 4, "eval.metrics": "fd",
                                 "eval.classifier_steps": 20, "eval.num_samples": 16})
-  state = train.train_and_evaluate(c, str(tmp_path))
-  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  return str(wd), train.train_and_evaluate(c, str(wd))
+
+
+def test_a_latent_run_trains_and_shows_decoded_images(trained):
+  wd, state = trained
+  rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   fd = [r["eval/fd"] for r in rows if "eval/fd" in r]
   assert len(fd) == 1 and np.isfinite(fd[0])
-  gan, restored = restore.restore_for_sampling(str(tmp_path))[1:3]
+  gan, restored = restore.restore_for_sampling(wd)[1:3]
   assert gan.latent is not None and gan.image_shape == (8, 8, 4)
   images = sampling.generate(gan, restored, 5, jax.random.key(0))
   assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8
@@ -77,11 +84,12 @@ def test_a_latent_run_trains_and_shows_decoded_images(latents, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_a_latent_run_resumes_bit_exactly(latents, tmp_path):
-  straight = train.train_and_evaluate(latent_config(latents), str(tmp_path / "a"))
-  train.train_and_evaluate(latent_config(latents, **{"train.steps": 2}), str(tmp_path / "b"))
-  resumed = train.train_and_evaluate(latent_config(latents), str(tmp_path / "b"))
-  for a, b in zip(jax.tree.leaves(straight.g.params), jax.tree.leaves(resumed.g.params)):
+def test_a_latent_run_resumes_bit_exactly(latents, trained, tmp_path):
+  """Two steps, then two more in a second invocation: the weights of the four-step run
+  (whose evaluation draws from keys of its own and changes nothing)."""
+  train.train_and_evaluate(latent_config(latents, **{"train.steps": 2}), str(tmp_path))
+  resumed = train.train_and_evaluate(latent_config(latents), str(tmp_path))
+  for a, b in zip(jax.tree.leaves(trained[1].g.params), jax.tree.leaves(resumed.g.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -108,18 +116,18 @@ def test_latent_runs_refuse_what_cannot_work(latents, tmp_path):
                              str(tmp_path / "c"))
 
 
-def test_sample_mode_exports_decoded_images_and_on_request_the_latents(latents, tmp_path):
+def test_sample_mode_exports_decoded_images_and_on_request_the_latents(trained):
   import subprocess
   import sys
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  train.train_and_evaluate(latent_config(latents, **{"train.steps": 1}), str(tmp_path))
-  r = subprocess.run([sys.executable, os.path.join(root, "launch.py"), "--workdir",
-                      str(tmp_path), "--mode", "sample", "--num_samples", "6",
-                      "--export_latents"], capture_output=True, text=True, cwd=root)
+  wd = trained[0]
+  r = subprocess.run([sys.executable, os.path.join(root, "launch.py"), "--workdir", wd,
+                      "--mode", "sample", "--num_samples", "6", "--export_latents"],
+                     capture_output=True, text=True, cwd=root)
   assert r.returncode == 0, r.stderr[-2000:]
-  npz = np.load(tmp_path / "samples.npz")
+  npz = np.load(os.path.join(wd, "samples.npz"))
   assert npz["images"].shape == (6, 32, 32, 3) and npz["latents"].shape == (6, 8, 8, 4)
-  gan, state = restore.restore_for_sampling(str(tmp_path))[1:3]
+  gan, state = restore.restore_for_sampling(wd)[1:3]
   graphdef, ae_state = sampling.latent_decoder(gan.latent)
   from flax import nnx
   from jaxgan.eval.visualize import to_uint8
