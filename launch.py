@@ -295,18 +295,19 @@ def _train_autoencoder(workdir):
 
 
 def _run_setting(workdir: str, field: str) -> str:
-  """config.<field> ("train.compile_cache") of the config being trained, else of the
-  stored run, else the schema's default."""
+  """config.<field> ("train.compile_cache", "task") of the config being trained, else of
+  the stored run, else the schema's default."""
   from jaxgan.config import FIELDS  # pylint: disable=g-import-not-at-top
-  section, name = field.split(".")
+  *section, name = field.split(".")
   default = FIELDS[field].default
   if FLAGS.config is not None:
     # A get_config() that returned a plain dict is refused by validation, with its fix.
-    cfg = getattr(FLAGS.config, section, None)
+    cfg = getattr(FLAGS.config, section[0], None) if section else FLAGS.config
     return cfg.get(name, default) if cfg is not None else default
   try:
     with open(os.path.join(workdir, "config.json")) as f:
-      return json.load(f).get(section, {}).get(name, default)
+      stored = json.load(f)
+    return (stored.get(section[0], {}) if section else stored).get(name, default)
   except (OSError, ValueError):
     return default
 
@@ -339,6 +340,11 @@ def _main(argv):
                     "with --mode sample, or 0 for none.")
   if FLAGS.mode != "train":
     workdir_lib.require_run(workdir)   # reading modes never create a workdir
+    if _run_setting(workdir, "task") == "autoencoder":
+      raise UserError(f"--workdir {workdir!r} holds an autoencoder run (config.task="
+                      f"autoencoder): --mode {FLAGS.mode} reads GAN runs. Its weights are in "
+                      f"{os.path.join(workdir, 'autoencoder')} (prepare --encoder and "
+                      "model.decoder read them).")
     if FLAGS.num_samples < 1:
       raise UserError(f"--num_samples={FLAGS.num_samples}: must be >= 1.")
     _checkpoint_choice(FLAGS.checkpoint)

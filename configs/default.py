@@ -24,7 +24,10 @@ def split_variant(variant: str, module: str, valid) -> "tuple[str, int | None]":
   generator steps -- e.g. to the time a comparison gives it on another CPU -- without
   restating its schedules: `--config configs/r3gan2.py:fashion,1800`. Raises ValueError
   (shown in one line by launch.py) for an unknown name or a STEPS that is not >= 1."""
-  name, _, steps = variant.partition(",")
+  name, comma, steps = variant.partition(",")
+  if comma and not steps:
+    raise ValueError(f"{module} variant {variant!r}: nothing after the comma; give "
+                     f"'{name}' or '{name},STEPS'.")
   if name not in valid:
     raise ValueError(f"Unknown {module} variant {name!r}; valid: {', '.join(valid)} "
                      "(each may add ',STEPS').")

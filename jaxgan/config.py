@@ -160,7 +160,8 @@ FIELDS: Dict[str, Field] = {
     "model.decoder": Field("", "a latent run: the autoencoder directory (diffusers format) "
                            "that decodes G's latents for grids, samples and metrics; '' = "
                            "the encoder the latent dataset's manifest names (its weights "
-                           "must be the same file)"),
+                           "must be the same file; it may move between invocations)",
+                           resume=True),
     # Objective
     "loss": Field("non_saturating", "adversarial loss (jaxgan/core/losses.py)",
                   rule=OneOf(_names("jaxgan.core.losses.LOSSES"))),

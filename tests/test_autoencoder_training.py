@@ -63,12 +63,20 @@ def test_a_short_run_exports_a_directory_that_loads_like_a_downloaded_vae(tmp_pa
   model, sha = files.load(str(tmp_path / "autoencoder"))
   assert sha == result["weights_sha256"]
   # the exported factors standardise the latent means of the scale_images images
-  data_imgs = trainer.data_lib.open_data(c.data, 0, 1, say=lambda *_: None).images[:32]
+  all_imgs = trainer.data_lib.open_data(c.data, 0, 1, say=lambda *_: None).images
+  data_imgs = all_imgs[np.unique(np.linspace(0, len(all_imgs) - 1, 32).astype(np.int64))]
   z = np.asarray(model.moments(trainer.to_float(data_imgs))[0])
   np.testing.assert_allclose(float(np.asarray(model.scale(z)).mean()), 0.0, atol=1e-4)
   np.testing.assert_allclose(float(np.asarray(model.scale(z)).std()), 1.0, rtol=1e-4)
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  r = subprocess.run([sys.executable, os.path.join(root, "launch.py"), "--workdir",
+                      str(tmp_path), "--mode", "sample"], capture_output=True, text=True,
+                     cwd=root)
+  assert r.returncode == 2 and "holds an autoencoder run" in r.stderr.strip().splitlines()[-1]
   ev = json.load(open(tmp_path / "autoencoder_eval.json"))
-  assert ev["fd_reconstructions"] > ev["fd_heldout_images"] >= 0
+  assert ev["fd_reconstructions"] > ev["fd_compared_images"] >= 0
   assert os.path.exists(tmp_path / "reconstructions.png")
 
 

@@ -95,3 +95,17 @@ def test_latent_preparation_refuses_what_does_not_fit(latent_dir, tmp_path):
   with pytest.raises(UserError, match=r"--size is needed with --encoder"):
     encode_latents.prepare_latents(str(src), str(tmp_path / "d"), ENCODER)
   assert prepare.main([str(src), str(tmp_path / "e"), "--encoder", str(tmp_path)]) == 2
+
+
+def test_sources_evaluation_cannot_read_again_are_refused(latent_dir, tmp_path):
+  import zipfile
+  src, _ = latent_dir
+  zpath = tmp_path / "images.zip"
+  with zipfile.ZipFile(zpath, "w") as z:
+    z.write(next(src.rglob("*.png")), "a/0.png")
+  with pytest.raises(UserError, match=r"a latent run's evaluation reads the source images"):
+    encode_latents.prepare_latents(str(zpath), str(tmp_path / "z"), ENCODER, 16)
+  prepared = tmp_path / "gray"
+  prepare.prepare(str(src), str(prepared), size=16, channels=1)
+  with pytest.raises(UserError, match=r"prepared at 16x16x1, but encoder's channels asks for 3"):
+    encode_latents.prepare_latents(str(prepared), str(tmp_path / "g"), ENCODER)

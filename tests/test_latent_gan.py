@@ -142,3 +142,40 @@ def test_the_report_says_the_run_is_latent(latents, tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(cfg))
   page = open(report.build(str(tmp_path))).read()
   assert "<h2>Latent run</h2><p>G and D work on 8x8x4 latents of 32 images (32x32x3)" in page
+
+
+def test_validation_refuses_what_has_no_meaning_on_latents(latents):
+  from jaxgan.run import validate
+  for over, match in (({"augment.policy": "color,translation"}, r"config.augment.policy: colour"),
+                      ({"augment.policy": "ada"}, r"config.augment.ada_ops: colour"),
+                      ({"eval.metrics": "fd,ppl"}, r"config.eval.metrics has 'ppl'"),
+                      ({"data.on_device": True}, r"on_device=True holds uint8 images")):
+    with pytest.raises(UserError, match=match):
+      validate.validate(latent_config(latents, **over))
+  validate.validate(latent_config(latents, **{"augment.policy": "ada", "augment.ada_ops": "bg"}))
+
+
+def test_resuming_on_a_changed_latent_dataset_is_refused(latents, tmp_path):
+  import shutil
+  copy = tmp_path / "latents"
+  shutil.copytree(latents, copy)
+  train.train_and_evaluate(latent_config(str(copy), **{"train.steps": 1}), str(tmp_path / "r"))
+  manifest = json.load(open(copy / "manifest.json"))
+  manifest["channel_std"] = [2 * s for s in manifest["channel_std"]]   # encoded again
+  json.dump(manifest, open(copy / "manifest.json", "w"))
+  with pytest.raises(UserError, match=r"with other statistics than config.data.folder="):
+    train.train_and_evaluate(latent_config(str(copy), **{"train.steps": 2}), str(tmp_path / "r"))
+
+
+def test_flux2_has_no_scaling_factor_to_normalise_with():
+  from jaxgan.pretrained import autoencoder_files
+  cfg = autoencoder_files.read_config(os.path.join(os.path.dirname(ENCODER), "flux2"))
+  assert cfg.scaling_factor is None
+  desc = {"encoder": {"scaling_factor": None, "class_name": "AutoencoderKLFlux2",
+                      "directory": "", "weights_sha256": ""},
+          "latent_shape": [4, 4, 32], "channel_mean": [0.0] * 32, "channel_std": [1.0] * 32,
+          "image_source": {"image_size": 16, "channels": 3}}
+  with pytest.raises(UserError, match=r"latent_norm='autoencoder': the encoder "
+                                      r"\(AutoencoderKLFlux2\) has no scaling_factor"):
+    latent_space.from_description(desc, "autoencoder")
+  assert latent_space.from_description(desc, "channel").scale == (1.0,) * 32

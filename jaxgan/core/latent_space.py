@@ -59,6 +59,10 @@ def from_description(latent: dict, norm: str, decoder: str = "") -> LatentSpace:
   if norm == "channel":
     shift, scale = latent["channel_mean"], latent["channel_std"]
   elif norm == "autoencoder":
+    if not enc.get("scaling_factor"):
+      raise UserError(f"config.data.latent_norm='autoencoder': the encoder "
+                      f"({enc.get('class_name')}) has no scaling_factor; use "
+                      "data.latent_norm='channel' (the dataset's own statistics).")
     shift, scale = [enc.get("shift_factor") or 0.0] * c, [1.0 / enc["scaling_factor"]] * c
   else:
     shift, scale = [0.0] * c, [1.0] * c

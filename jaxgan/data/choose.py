@@ -125,7 +125,10 @@ def plan(d, process_count: int = 1) -> Tuple[str, str]:
       raise _cannot_stream(d, kind, builder, "config.data.source='stream'")
     return "stream", ""
   count = _count(d, kind, builder)
-  need = -(-count // process_count) * d.image_size ** 2 * d.channels
+  per = d.image_size ** 2 * d.channels
+  if kind == "prepared":   # a latent dataset decodes to float32 means and stds
+    per = records.decoded_bytes(records.read_manifest(d.folder), 1)
+  need = -(-count // process_count) * per
   limit = parse_bytes(d.max_host_memory)
   if count < 0 or need <= limit:
     return "memory", ""

@@ -50,8 +50,22 @@ def load_source(src: str, size: int, channels: int, data_dir: str = "", labels: 
     if records.is_latent(m):
       raise UserError(f"SRC={src!r} is already a latent dataset; give the images it was "
                       f"made from ({m['image_source']}).")
+    for flag, want, have in (("--size", size, m["image_size"]),
+                             ("encoder's channels", channels, m["channels"])):
+      if want and want != have:
+        raise UserError(f"SRC={src!r} is prepared at {m['image_size']}x{m['image_size']}x"
+                        f"{m['channels']}, but {flag} asks for {want}; prepare the images "
+                        "again at that size and channels, or drop --size.")
     return (sources.load_prepared(path, m["image_size"], m["channels"]),
             {"kind": "prepared", "folder": path})
+  if os.path.isfile(path) or labels:
+    # evaluation reloads the images from image_source: a plain folder (labels from its
+    # sub-folders) or a prepared directory can be; a zip or a labels file cannot
+    raise UserError(f"SRC={src!r}{' with --labels' if labels else ''}: a latent run's "
+                    "evaluation reads the source images again, which it can from a folder "
+                    "(sub-folders = classes), a prepared directory or TFDS; prepare the images "
+                    "first (python -m jaxgan.data.prepare SRC IMAGES --size S ...), then "
+                    "encode IMAGES.")
   names, read = prepare_lib.list_images(src)
   label_list, class_names = (prepare_lib.labels_from_json(labels, names) if labels
                              else prepare_lib.labels_from_folders(names))

@@ -95,8 +95,10 @@ def main(argv=None) -> int:
   p = _Parser(prog="python -m jaxgan.data.prepare", description=__doc__.split("\n\n")[0])
   p.add_argument("src", help="folder or .zip of images")
   p.add_argument("out", help="output directory (created)")
-  p.add_argument("--size", type=int, default=64, help="resize to SIZE x SIZE (default 64)")
-  p.add_argument("--channels", type=int, default=3, help="1 (grayscale) or 3 (RGB)")
+  p.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE (default 64; "
+                 "with --encoder: required for a folder or TFDS source)")
+  p.add_argument("--channels", type=int, default=None, help="1 (grayscale) or 3 (RGB) "
+                 "(default 3; with --encoder: the encoder's)")
   p.add_argument("--labels", default="", help='dataset.json: {"labels": [[path, int], ...]}')
   p.add_argument("--shards", type=int, default=1, help="number of record files")
   p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
@@ -108,17 +110,16 @@ def main(argv=None) -> int:
   try:
     if args.encoder:
       from jaxgan.data import encode_latents  # pylint: disable=g-import-not-at-top
-      given = lambda flag: any(a == flag or a.startswith(flag + "=") for a in (argv or sys.argv))
       m = encode_latents.prepare_latents(
-          args.src, args.out, args.encoder, args.size if given("--size") else 0,
-          args.channels if given("--channels") else 0, args.data_dir, args.labels,
-          args.batch, args.shards, args.overwrite)
+          args.src, args.out, args.encoder, args.size or 0, args.channels or 0, args.data_dir,
+          args.labels, args.batch, args.shards, args.overwrite)
       print(f"Encoded {m['count']} images of {m['image_size']}x{m['image_size']}x"
             f"{m['channels']} into latents of {'x'.join(map(str, m['latent_shape']))} "
             f"in {len(m['records'])} record file(s): {args.out} (encoder sha256 "
             f"{m['encoder']['weights_sha256'][:12]})")
       return 0
-    m = prepare(args.src, args.out, args.size, args.channels, args.labels, args.shards,
+    m = prepare(args.src, args.out, 64 if args.size is None else args.size,
+                3 if args.channels is None else args.channels, args.labels, args.shards,
                 args.overwrite)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

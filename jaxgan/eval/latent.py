@@ -88,7 +88,7 @@ def explore_z(gan: GAN, state: TrainState, workdir: str, *, seed: int = 0, pairs
   spherical, and for a conditional model a class grid; returns {name: path}."""
   key = rng.stream(rng.root_key(seed), "latent")
   z = gan.sample_latents(key, 2 * pairs)
-  scale = max(1, 112 // gan.image_shape[0])
+  scale = max(1, 112 // _image_size(gan))
   out = {}
   for method in ("linear", "spherical"):
     rows = [interpolate(gan, state, z[2 * i], z[2 * i + 1], steps, method, label)
@@ -112,6 +112,11 @@ def explore_z(gan: GAN, state: TrainState, workdir: str, *, seed: int = 0, pairs
 _CACHE: Dict[int, tuple] = {}
 
 
+def _image_size(gan: GAN) -> int:
+  """Pixels per side of the images G's outputs become (a latent GAN's: decoded)."""
+  return (gan.latent.image_shape if gan.latent is not None else gan.image_shape)[0]
+
+
 def fns(gan: GAN):
   """jit-compiled (map: z -> ws at psi, synthesize: ws -> images) of `gan`'s G."""
   if id(gan) in _CACHE:
@@ -122,8 +127,16 @@ def fns(gan: GAN):
     return gan.apply_g(params, stats, lambda g: g.map(z, labels, truncation=psi))
 
   @jax.jit
-  def synthesize(params, stats, ws):
-    return gan.apply_g(params, stats, lambda g: g.synthesize(ws))
+  def synth(params, stats, ws, ae_state=None):
+    x = gan.apply_g(params, stats, lambda g: g.synthesize(ws))
+    if gan.latent is None:
+      return x
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    return nnx.merge(graphdef, ae_state).decode(gan.latent.denormalize(x))
+
+  graphdef, ae_state = (sampling.latent_decoder(gan.latent) if gan.latent is not None
+                        else (None, None))
+  synthesize = lambda params, stats, ws: synth(params, stats, ws, ae_state)
   _CACHE[id(gan)] = (gan, (map_ws, synthesize))   # the GAN is kept, so its id stays its own
   return map_ws, synthesize
 
@@ -176,7 +189,7 @@ def explore_w(gan: GAN, state: TrainState, workdir: str, *, seed: int = 0, pairs
   """Writes truncation.png, style_mixing.png and interp_w.png (+ .gif); {name: path}."""
   key = rng.stream(rng.root_key(seed), "style_latent")   # the stream's name as before the merge
   k_t, k_r, k_c, k_i = jax.random.split(key, 4)
-  scale = max(1, 112 // gan.image_shape[0])
+  scale = max(1, 112 // _image_size(gan))
   out = {}
   strip = truncation_strip(gan, state, gan.sample_latents(k_t, 6), 9, label)
   out["truncation_png"] = save_png(grid(strip, ncol=9), os.path.join(workdir, "truncation.png"),

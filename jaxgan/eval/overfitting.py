@@ -11,8 +11,8 @@ metrics row:
   d_real_gap      their difference
 
 D runs in inference mode (no dropout, BatchNorm with its running statistics) on the
-images without augmentation (a latent run: the normalised latent means), so the two batches are measured the same way and the numbers
-do not depend on the step's random draws. The held-out images are those outside
+images without augmentation (a latent run: normalised latent means), so the two batches
+are measured the same way and the numbers do not depend on the step's random draws. The held-out images are those outside
 `config.data.subset`, or the dataset's held-out split (`config.eval.test_split`) when
 evaluation loads it. ADA's r_t (`ada_rt`, the sign-based heuristic that steers p) and p
 (`augment_p`) are logged beside them by the train step.

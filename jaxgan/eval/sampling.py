@@ -54,16 +54,20 @@ _DECODERS = {}
 def latent_decoder(space):
   """(graphdef, state) of the autoencoder that decodes a latent GAN's outputs, loaded once
   per process and checked to be the one that encoded the data."""
-  if space.decoder not in _DECODERS:
+  key = (space.decoder, space.weights_sha256)
+  if key not in _DECODERS:
     from flax import nnx  # pylint: disable=g-import-not-at-top
     from jaxgan.pretrained import autoencoder_files  # pylint: disable=g-import-not-at-top
-    model, sha = autoencoder_files.load(space.decoder)
+    try:
+      model, sha = autoencoder_files.load(space.decoder)
+    except UserError as e:
+      raise type(e)(f"config.model.decoder (the latent run's autoencoder): {e}") from None
     if sha != space.weights_sha256:
       raise UserError(f"config.model.decoder={space.decoder!r} holds weights with sha256 "
                       f"{sha[:12]}..., but the latent dataset was encoded by {space.weights_sha256[:12]}...; "
                       "decode with the autoencoder that encoded the data.")
-    _DECODERS[space.decoder] = nnx.split(model)
-  return _DECODERS[space.decoder]
+    _DECODERS[key] = nnx.split(model)
+  return _DECODERS[key]
 
 
 def generator_fn(gan: GAN, truncation: float = 0.0):
@@ -88,12 +92,20 @@ def generator_fn(gan: GAN, truncation: float = 0.0):
   return lambda params, stats, z, labels: gen_latent(params, stats, z, labels, ae_state)
 
 
+def _batch_for(gan: GAN, batch_size: int) -> int:
+  """A latent GAN's decoder works at image size: its batch is bounded (about 4 Mi values
+  per image batch, e.g. 21 images of 256x256x3) so decoding fits in memory."""
+  if gan.latent is None:
+    return batch_size
+  return min(batch_size, max(1, (1 << 22) // int(np.prod(gan.latent.image_shape))))
+
+
 def generate_latents(gan: GAN, state: TrainState, num: int, key, labels=None,
                      batch_size: int = 500) -> np.ndarray:
   """A latent GAN's raw outputs (normalised latents, float32) for the same draws as
   `generate` with the same key."""
   gen = jax.jit(lambda p, s, z, l: gan.generate(p, s, z, l, train=False)[0])
-  params, out = sampling_params(state), []
+  params, out, batch_size = sampling_params(state), [], _batch_for(gan, batch_size)
   for start in range(0, num, batch_size):
     n = min(batch_size, num - start)
     z = gan.sample_latents(jax.random.fold_in(key, start), batch_size)
@@ -108,6 +120,7 @@ def generate(gan: GAN, state: TrainState, num: int, key, labels=None, batch_size
   truncated to [-truncation, truncation] when it is > 0 (a style-based G: psi in W)."""
   gen = generator_fn(gan, truncation)
   params, stats = sampling_params(state), state.g.stats
+  batch_size = _batch_for(gan, batch_size)
   out = []
   for start in range(0, num, batch_size):
     n = min(batch_size, num - start)
@@ -126,13 +139,13 @@ def export(gan: GAN, state: TrainState, workdir: str, num: int, seed: int,
   DIR/samples.png (a grid of the first `grid_size`); `truncation` > 0 samples with the
   truncation trick (the npz records it). A latent run's images are decoded; with
   `latents` the npz also holds G's raw outputs for the same draws ("latents")."""
+  if latents and truncation:
+    raise UserError("--export_latents with --truncation: export the latents untruncated.")
   labels = make_labels(gan.num_classes, num, labels_choice)
   key = rng.stream(rng.root_key(seed), "export")
   images = generate(gan, state, num, key, labels, truncation=truncation)
   arrays = {"images": images, "truncation": np.float32(truncation)}
   if latents:
-    if truncation:
-      raise UserError("--export_latents with --truncation: export the latents untruncated.")
     arrays["latents"] = generate_latents(gan, state, num, key, labels)
   if labels is not None:
     arrays["labels"] = labels

@@ -83,7 +83,9 @@ def read_config(directory: str) -> ae.AEConfig:
       use_quant_conv=bool(raw.get("use_quant_conv", True)),
       use_post_quant_conv=bool(raw.get("use_post_quant_conv", True)),
       mid_block_add_attention=bool(raw.get("mid_block_add_attention", True)),
-      scaling_factor=float(raw.get("scaling_factor") or 0.18215),
+      # AutoencoderKL's class default; FLUX.2's class has none (it normalises with `bn`)
+      scaling_factor=(float(raw["scaling_factor"]) if raw.get("scaling_factor") is not None
+                      else (None if cls == "AutoencoderKLFlux2" else 0.18215)),
       shift_factor=None if raw.get("shift_factor") is None else float(raw["shift_factor"]),
       class_name=cls, patch_size=tuple(raw.get("patch_size", (2, 2))),
       batch_norm_eps=float(raw.get("batch_norm_eps", 1e-4)))

@@ -59,7 +59,7 @@ class AEConfig:
   use_quant_conv: bool = True
   use_post_quant_conv: bool = True
   mid_block_add_attention: bool = True
-  scaling_factor: float = 0.18215
+  scaling_factor: Optional[float] = 0.18215   # None: FLUX.2 (its pipeline uses `bn`)
   shift_factor: Optional[float] = None
   class_name: str = "AutoencoderKL"     # or "AutoencoderKLFlux2"
   patch_size: Tuple[int, int] = (2, 2)  # FLUX.2's latent BatchNorm
@@ -288,10 +288,16 @@ class AutoencoderKL(nnx.Module):
     return self.decoder(z)
 
   def scale(self, z):
-    return (z - (self.cfg.shift_factor or 0.0)) * self.cfg.scaling_factor
+    return (z - (self.cfg.shift_factor or 0.0)) * self._scaling()
 
   def unscale(self, z):
-    return z / self.cfg.scaling_factor + (self.cfg.shift_factor or 0.0)
+    return z / self._scaling() + (self.cfg.shift_factor or 0.0)
+
+  def _scaling(self) -> float:
+    if self.cfg.scaling_factor is None:
+      raise ValueError(f"{self.cfg.class_name} has no scaling_factor: its latents are "
+                       "normalised with the statistics of its BatchNorm (`bn`).")
+    return self.cfg.scaling_factor
 
 
 def create(cfg: AEConfig, seed: int = 0) -> AutoencoderKL:

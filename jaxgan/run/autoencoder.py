@@ -26,7 +26,11 @@ SIGTERM/SIGINT, train.max_seconds, metrics.jsonl. At the end it writes:
   WORKDIR/reconstructions.png   held-out images (odd rows) over their reconstructions
   WORKDIR/autoencoder_eval.json reconstruction L1, PSNR and (when eval.metrics has fd
                          and the data has labels) the in-domain FD of the reconstructed
-                         held-out split beside that of the split itself
+                         held-out split (eval.test_split; else the last 2,000 training
+                         images) beside that of the split itself
+A resume with a larger train.steps exports again in place: latent datasets encoded with
+the earlier export no longer match its weights (their sha256 says so) and must be
+encoded again.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from flax import nnx
 from jaxgan import data as data_lib
 from jaxgan.base.errors import Preempted, UserError
 from jaxgan.config import config_from_dict, config_to_dict, incompatible_fields
+from jaxgan.core.train_step import to_float   # uint8 -> [-1, 1], as the GAN's step
 from jaxgan.eval import visualize
 from jaxgan.pretrained import autoencoder_files as files
 from jaxgan.pretrained import autoencoder_kl as ae
@@ -66,11 +71,6 @@ def network_config(config, channels: int) -> ae.AEConfig:
                      latent_channels=int(a.latent_channels),
                      norm_num_groups=int(a.norm_num_groups),
                      mid_block_add_attention=bool(a.mid_attention))
-
-
-def to_float(images):
-  """uint8 [0, 255] -> float32 [-1, 1], as the GAN's step does."""
-  return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
 
 
 def kl_to_standard_normal(mean, logvar):
@@ -133,12 +133,17 @@ def train(config, workdir: str):
   validate_lib.validate(config)
   workdir_lib.prepare(workdir)
   with workdir_lib.lock_for_training(workdir), platform.speedups(config.train.cpu_conv):
+    if jax.process_count() > 1:
+      raise UserError("config.task=autoencoder trains in one process; run it without "
+                      "jax.distributed (the autoencoders it trains are small).")
+    if data_lib.latent_manifest(config.data) is not None:
+      raise UserError(f"config.data.folder={config.data.folder!r} is a latent dataset; an "
+                      "autoencoder trains on images: point data at the images.")
     data = data_lib.open_data(config.data, 0, 1, say=print)
     if not isinstance(data, data_lib.ImageData):
       data = data.reference(10 ** 9)     # the whole dataset decoded (autoencoders are small)
     cfg = network_config(config, data.image_shape[-1])
     _check_data(cfg, data)
-    _write_config(config, workdir)
     model = ae.create(cfg, config.seed)
     graphdef, params = nnx.split(model)
     optimizer = make_optimizer(config)
@@ -148,6 +153,7 @@ def train(config, workdir: str):
                                  async_save=config.checkpoint.async_save)
     try:
       state = _restore(ckpt, state, config, workdir)
+      _write_config(config, workdir)     # after the check: a refused resume changes nothing
       print(f"Autoencoder {ae.num_parameters(model):,} parameters, latents "
             f"{tuple(d // cfg.downsampling for d in data.image_shape[:2])} x "
             f"{cfg.latent_channels}; data {data.name}: {len(data.images)} images.", flush=True)
@@ -161,8 +167,10 @@ def train(config, workdir: str):
 
 
 def _write_config(config, workdir):
-  with open(os.path.join(workdir, "config.json"), "w") as f:
+  path = os.path.join(workdir, "config.json")
+  with open(path + ".tmp", "w") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(path + ".tmp", path)
 
 
 def _restore(ckpt, state, config, workdir):
@@ -239,12 +247,14 @@ def reconstruct(model, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def export(config, workdir: str, model, data) -> dict:
   """The diffusers directory, the reconstruction grid and the evaluation (see above)."""
   n = min(int(config.autoencoder.scale_images), len(data.images))
-  shift, std = latent_statistics(model, data.images[:n])
+  spread = np.unique(np.linspace(0, len(data.images) - 1, n).astype(np.int64))
+  shift, std = latent_statistics(model, data.images[spread])   # not only the first classes
   model.cfg = dataclasses.replace(model.cfg, shift_factor=shift, scaling_factor=1.0 / std)
   out_dir = os.path.join(workdir, "autoencoder")
   sha = files.save(model, out_dir)
   from jaxgan.eval.evaluate import Evaluator, load_heldout, write_json  # pylint: disable=g-import-not-at-top
   held = load_heldout(config.data, config.eval.test_split, print)
+  # without a held-out split: the last 2,000 training images (the json says which)
   real = held.images if held is not None else data.images[-2000:]
   recon = reconstruct(model, real)
   err = recon.astype(np.float32) / 127.5 - real.astype(np.float32) / 127.5
@@ -254,14 +264,15 @@ def export(config, workdir: str, model, data) -> dict:
   visualize.save_grid(pairs.reshape(16 * rows, *real.shape[1:]),
                       os.path.join(workdir, "reconstructions.png"), ncol=8)
   result = {"directory": out_dir, "weights_sha256": sha, "shift_factor": shift,
-            "scaling_factor": 1.0 / std, "heldout_images": int(len(real)),
+            "scaling_factor": 1.0 / std, "compared_images": int(len(real)),
+            "compared_split": config.eval.test_split if held is not None else "train (last)",
             "l1": float(np.abs(err).mean()),
             "psnr": float(10 * np.log10(4.0 / np.mean(np.square(err))))}
   wanted = [m.strip() for m in config.eval.metrics.split(",")]
   if "fd" in wanted and data.labels is not None and data.num_classes > 1:
     ev = Evaluator(config, data, log=print, metrics="fd")
     result["fd_reconstructions"] = float(ev(recon, metrics="fd")["fd"])
-    result["fd_heldout_images"] = float(ev(real, metrics="fd")["fd"])
+    result["fd_compared_images"] = float(ev(real, metrics="fd")["fd"])
   write_json(result, os.path.join(workdir, "autoencoder_eval.json"))
   print("Autoencoder written to " + out_dir + ": " + ", ".join(
       f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)), flush=True)

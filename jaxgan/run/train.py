@@ -130,9 +130,12 @@ class Run:
     cache_dir = compile_cache.current()
     self.programs = None   # traced programs on disk: jaxgan/run/program_cache.py
     if cache_dir is not None and jax.process_count() == 1:
+      # a latent run's program holds its normalisation: the digest must see it
+      latent = ([{"latent_space": dataclasses.asdict(self.gan.latent)}]
+                if self.gan.latent is not None else [])
       self.programs = program_cache.ProgramCache(
-          os.path.join(cache_dir, "programs"), [config_to_dict(m.config) for m in self.members],
-          _say)
+          os.path.join(cache_dir, "programs"),
+          [config_to_dict(m.config) for m in self.members] + latent, _say)
     self.per_call = int(self.config.train.steps_per_call)
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 
@@ -250,6 +253,15 @@ class Run:
           f"{self.workdir!r} holds a run with a different config; these fields differ: "
           f"{', '.join(bad)}. Use a new --workdir, or restore the old values (only "
           f"train.steps and logging/checkpoint frequencies may change on resume).")
+    mine, theirs = getattr(self.data, "latent", None), stored.get("latent")
+    if json.loads(json.dumps(mine)) != theirs:
+      what = lambda l: ("images" if l is None else
+                        f"latents of encoder {l['encoder']['weights_sha256'][:12]}")
+      raise UserError(
+          f"{self.workdir!r} was trained on {what(theirs)} with other statistics than "
+          f"config.data.folder={self.config.data.folder!r} holds now ({what(mine)}); the "
+          "latent dataset changed since: resume with the dataset it was trained on, or use a "
+          "new --workdir.")
     if self.population and stored.get("trials") != json.loads(json.dumps(self.trials)):
       raise UserError(f"{self.workdir!r} holds a population of other trials; use a new "
                       "--workdir or the same --seeds/--sweep.")

@@ -108,8 +108,30 @@ def _steps_per_call(c):
   multistep.check(c)
 
 
+def _latent(c):
+  """What has no meaning on latents: colour augmentations (DiffAugment's color, ADA's
+  colour group), metrics of G's pixels (PPL), the uint8 on-device dataset."""
+  from jaxgan import data as data_lib  # pylint: disable=g-import-not-at-top
+  if data_lib.latent_manifest(c.data) is None:
+    return
+  ops = [p.strip() for p in c.augment.policy.split(",") if p.strip()]
+  if "color" in ops or ("ada" in ops and "c" in c.augment.ada_ops):
+    field = "augment.policy" if "color" in ops else "augment.ada_ops"
+    raise UserError(f"config.{field}: colour transformations act on pixels, and "
+                    f"config.data.folder={c.data.folder!r} holds latents; drop 'color' (or "
+                    "ADA's 'c' group: augment.ada_ops='bg').")
+  ppl = [m for m in c.eval.metrics.split(",") if m.strip().startswith("ppl")]
+  if ppl:
+    raise UserError(f"config.eval.metrics has {ppl[0]!r}, a distance between G's images "
+                    "along small steps in its latent space, which a latent run does not "
+                    "compute; drop it.")
+  if c.data.on_device:
+    raise UserError("config.data.on_device=True holds uint8 images on the device; a latent "
+                    "dataset holds float32 means and stds: set config.data.on_device=False.")
+
+
 CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
-                                _architecture, _steps_per_call]
+                                _architecture, _steps_per_call, _latent]
 
 
 def validate(config) -> None:
