@@ -13,7 +13,8 @@ from configs import r3gan as r3gan_cfg
 from jaxgan.core import models
 from jaxgan.run import train, validate
 from jaxgan.base.errors import UserError
-from jaxgan.ops import convs, r3gan
+from jaxgan.core.models import r3gan
+from jaxgan.ops import convs
 from tests.conftest import set_fields
 
 # brownvc/R3GAN (commit 19a7ddf), train.py --preset=CIFAR10, built with torch:

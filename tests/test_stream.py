@@ -329,9 +329,9 @@ def test_batch_reader_opens_its_source_once_when_threads_race():
       time.sleep(0.05)
       return "source"
 
-    def examples(self, source, idx):
+    def batch(self, source, idx):
       assert source == "source"
-      return np.zeros((len(idx), 2, 2, 1), np.uint8), None
+      return {"images": np.zeros((len(idx), 2, 2, 1), np.uint8)}
 
   class Sampler:
     def indices(self, b):
