@@ -15,6 +15,7 @@ file and the refused callable.
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import pickle
 import zipfile
@@ -40,6 +41,16 @@ STORAGE_DTYPES = {
 # Legacy (pre-zip) torch.save: these three pickles precede the object.
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL = 1001
+
+
+def file_sha256(path: str) -> str:
+  """The sha256 of a weights file, read in 1 MiB chunks (how runs and latent datasets
+  record which weights they used)."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
 
 
 class UnsafeFileError(UserError):

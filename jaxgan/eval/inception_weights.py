@@ -15,7 +15,6 @@ code from the file runs). The converted arrays are cached as
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Dict, Tuple
 
@@ -47,12 +46,7 @@ def missing_file_message(path: str) -> str:
           "for you).")
 
 
-def sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
+sha256 = weights_file.file_sha256   # the identity a run records of its weights file
 
 
 def file_format(path: str) -> str:

@@ -17,7 +17,6 @@ file and what differs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -167,14 +166,6 @@ def _mismatch(path: str, missing, unexpected) -> str:
           f"{'; '.join(parts)}. Use the config.json that came with these weights.")
 
 
-def file_sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def load(directory: str) -> Tuple[ae.AutoencoderKL, str]:
   """The autoencoder of a diffusers directory, and the sha256 of its weights file."""
   cfg = read_config(directory)
@@ -197,7 +188,7 @@ def load(directory: str) -> Tuple[ae.AutoencoderKL, str]:
                       f"network needs {tuple(_to_torch(np.zeros(want)).shape)}; use the "
                       "config.json that came with these weights.")
     leaves.append((p, v.replace(jax.numpy.asarray(got))))
-  return nnx.merge(graphdef, nnx.from_flat_state(leaves)), file_sha256(path)
+  return nnx.merge(graphdef, nnx.from_flat_state(leaves)), weights_file.file_sha256(path)
 
 
 def state_dict(model: ae.AutoencoderKL) -> Dict[str, np.ndarray]:
@@ -229,4 +220,4 @@ def save(model: ae.AutoencoderKL, directory: str) -> str:
     finally:
       if os.path.exists(tmp):
         os.remove(tmp)
-  return file_sha256(os.path.join(directory, SAFETENSORS))
+  return weights_file.file_sha256(os.path.join(directory, SAFETENSORS))
