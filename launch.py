@@ -54,7 +54,7 @@ flags.DEFINE_bool("export_latents", False, "sample mode, a latent run: also stor
                   "outputs (normalised latents, before decoding) in samples.npz as 'latents'.")
 flags.DEFINE_float("truncation", 0.0, "sample mode: > 0 draws each latent component from "
                    "N(0, 1) truncated to [-t, t] (BigGAN's truncation trick); for stylegan2 "
-                   "it is psi, w = w_avg + psi (w - w_avg) (1 = none); 0 = off.")
+                   "and gat it is psi, w = w_avg + psi (w - w_avg) (1 = none); 0 = off.")
 flags.DEFINE_bool("sweep", False, "train: run the trials of the config file's sweep() "
                   "function, one workdir each under --workdir, then write sweep.csv/.md.")
 flags.DEFINE_string("seeds", "", "train: repeat the config over these seeds, e.g. 0,1,2,3.")

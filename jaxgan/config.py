@@ -86,6 +86,10 @@ def _optim_fields(net: str) -> Dict[str, Field]:
       p + "eps": Field(1e-8, "Adam / RMSProp epsilon", population=True, rule=POS),
       p + "decay": Field(0.99, "RMSProp decay", population=True, rule=UNIT),
       p + "momentum": Field(0.0, "SGD momentum", rule=UNIT),
+      p + "weight_decay": Field(0.0, "AdamW's decoupled weight decay (name='adamw')",
+                                population=True, rule=GE0),
+      p + "grad_clip": Field(0.0, "> 0: clip the gradient's global norm to this before the "
+                             "update (GAT: 1.0; 0 = off)", rule=GE0),
       p + "clip": Field(0.0, "> 0: project the weights into [-clip, clip] after every update "
                         "(the original WGAN's weight clipping; 0 = off)", rule=GE0),
   }

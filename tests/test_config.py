@@ -23,7 +23,7 @@ def test_defaults_hold_every_schema_field_and_each_architecture_block():
 def test_population_fields_are_exactly_what_the_state_or_optimizer_carries():
   # A population may vary a field only if the step reads it from the state: the seed
   # (the state's key), the injected optimizer hyperparameters, TrainState.hparams.
-  injected = {"lr", "b1", "b2", "eps", "decay"}
+  injected = {"lr", "b1", "b2", "eps", "decay", "weight_decay"}
   for f in C.population_fields():
     ok = (f == "seed" or f == "penalty_weight" or f in state_lib.HPARAMS
           or f == "augment.p"   # ADA's initial p: TrainState.augment["p"]

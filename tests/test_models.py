@@ -88,7 +88,7 @@ def test_unknown_conditioning():
 def test_unknown_architecture_and_norm():
   c = gan_cfg.get_config()
   c.model.arch = "resnet9000"
-  with pytest.raises(ValueError, match="Unknown architecture 'resnet9000'.*dcgan, mlp"):
+  with pytest.raises(ValueError, match="Unknown architecture 'resnet9000'.*dcgan, gat, mlp"):
     state_lib.create(c, (28, 28, 1), 0)
   c = dcgan_cfg.get_config()
   c.model.d_norm = "group"

@@ -64,6 +64,9 @@ class GAN:
   # `style_based = True`) also truncates in W: G(..., truncation=psi), and has W tools
   style_based: bool = False
   g_takes_key: bool = False
+  # G truncates towards a tracked mean of its mapping's output (GAT's w_avg): class
+  # attribute `truncates = True`, G(..., truncation=psi); no other W tools
+  truncates: bool = False
   # config.train.dtype: the dtype G and D compute in (mixed precision: jaxgan/core/precision.py)
   compute_dtype: Any = jnp.float32
   # a latent GAN: how G/D's inputs relate to the autoencoder (jaxgan/core/latent_space.py)
@@ -79,13 +82,16 @@ class GAN:
   def generate(self, params, stats, z, labels=None, *, train: bool, key=None,
                truncation: float = 1.0):
     """G(z) as a pure function: returns (images, new_stats). `key` and `truncation` (psi
-    in W) reach style-based generators only; others draw no randomness in G."""
+    in W) reach style-based generators only (`truncation` also a G that `truncates`);
+    others draw no randomness in G."""
     params, z = precision.cast((params, z), self.compute_dtype)
     g = nnx.merge(self.g_graph, params, stats, copy=True)
     if self.style_based:
       x = g(z, labels, train=train, rngs=key, truncation=truncation)
     elif self.g_takes_key:
       x = g(z, labels, train=train, rngs=key)
+    elif self.truncates:
+      x = g(z, labels, train=train, truncation=truncation)
     else:
       x = g(z, labels, train=train)
     return precision.to_float32(x), precision.like(nnx.state(g, nnx.Not(nnx.Param)), stats)
@@ -107,7 +113,7 @@ class GAN:
     2019, sec. 3.1): every component drawn from N(0, 1) restricted to [-t, t]. (A
     style-based G truncates in W instead: `generate(..., truncation=psi)`.)"""
     shape = (n, self.latent_dim)
-    if truncation > 0 and not self.style_based:
+    if truncation > 0 and not (self.style_based or self.truncates):
       return jax.random.truncated_normal(key, -truncation, truncation, shape, jnp.float32)
     return jax.random.normal(key, shape, jnp.float32)
 
@@ -172,6 +178,7 @@ def create(config, image_shape, num_classes: int, latent=None) -> Tuple[GAN, Tra
             project_g=_then(_model_projection(g), optim.projection(config.optim.g)),
             style_based=bool(getattr(g, "style_based", False)),
             g_takes_key=bool(getattr(g, "uses_key", False)),
+            truncates=bool(getattr(g, "truncates", False)),
             compute_dtype=precision.dtype_of(config), latent=latent)
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None

@@ -140,17 +140,21 @@ class TrainStep:
                                    smoothing=hp["label_smoothing"], noise=hp["label_noise"],
                                    flip=hp["label_flip"])
     p = hp.get("augment_p")
-    rl, rc, stats = run_d(params, d.stats, real, d_labels, jax.random.fold_in(k_drop, 0), p)
-    fl, fc, stats = run_d(params, stats, fake, d_labels, jax.random.fold_in(k_drop, 1), p)
+    rl, rc, stats_r = run_d(params, d.stats, real, d_labels, jax.random.fold_in(k_drop, 0), p)
+    fl, fc, stats = run_d(params, stats_r, fake, d_labels, jax.random.fold_in(k_drop, 1), p)
     r_term, f_term = loss.d_terms(rl, fl, t_real, t_fake)
     adv = (r_term + f_term) / 2 if self.average else r_term + f_term
     # Regularizers see D through the same path, with the same labels; gradients are
     # taken w.r.t. the images they pass in.
-    critic = lambda v: run_d(params, stats, v, d_labels, jax.random.fold_in(k_drop, 2), p)[0]
+    # critic_real / critic_fake replay the evaluations above (their key and D state), so a
+    # finite-difference term sees only the change of its input
+    critic_at = lambda i, st: lambda v: run_d(params, st, v, d_labels,
+                                              jax.random.fold_in(k_drop, i), p)[0]
     ctx = lambda e, st: regularizers.Context(
-        key=rng.stream(key, e.stream), options=e.options, state=st, critic=critic,
-        real=real, fake=fake, real_logits=rl, fake_logits=fl, z=z, generate=generate,
-        params=params)
+        key=rng.stream(key, e.stream), options=e.options, state=st,
+        critic=critic_at(2, stats), real=real, fake=fake, real_logits=rl, fake_logits=fl,
+        z=z, generate=generate, params=params, critic_real=critic_at(0, d.stats),
+        critic_fake=critic_at(1, stats_r))
     reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx,
                                                active)
     total = adv + reg_total
@@ -175,7 +179,10 @@ class TrainStep:
     d_labels = None if self.acgan else labels  # an AC-GAN discriminator does not see labels
     z = self.gan.sample_latents(rng.stream(key, "z"), real.shape[0])
     k_g = rng.stream(key, "g_noise")   # G's own randomness (StyleGAN2's noise, mixing)
-    fake, g_stats = self.gan.generate(g.params, g_stats, z, labels, train=True, key=k_g)
+    fake, new_g_stats = self.gan.generate(g.params, g_stats, z, labels, train=True, key=k_g)
+    # a G that truncates (GAT) tracks its w_avg in its own update only, as the reference's
+    # step_gen (update_ema=True) does; BatchNorm statistics follow every training call
+    g_stats = g_stats if self.gan.truncates else new_g_stats
     fake = jax.lax.stop_gradient(fake)
     generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
         g.params, g_stats, zz, labels, train=True, key=jax.random.fold_in(k_g, 1))[0])

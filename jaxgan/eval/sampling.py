@@ -73,10 +73,10 @@ def latent_decoder(space):
 def generator_fn(gan: GAN, truncation: float = 0.0):
   """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats),
   returning images: a latent GAN's outputs are denormalised and decoded by its autoencoder
-  (jaxgan/core/latent_space.py). For a style-based G, `truncation` > 0 is psi of the
-  truncation trick in W (the latents of other G's are truncated where they are drawn,
+  (jaxgan/core/latent_space.py). For a style-based G (or GAT's), `truncation` > 0 is psi
+  of the truncation trick in W (the latents of other G's are truncated where they are drawn,
   GAN.sample_latents)."""
-  psi = truncation if gan.style_based and truncation > 0 else 1.0
+  psi = truncation if (gan.style_based or gan.truncates) and truncation > 0 else 1.0
   if gan.latent is None:
     @jax.jit
     def gen(params, stats, z, labels):

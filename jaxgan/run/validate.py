@@ -109,17 +109,17 @@ def _steps_per_call(c):
 
 
 def _latent(c):
-  """What has no meaning on latents: colour augmentations (DiffAugment's color, ADA's
-  colour group), metrics of G's pixels (PPL), the uint8 on-device dataset."""
+  """What has no meaning on latents: ADA's colour group (luma and hue of RGB pixels; GAT
+  applies DiffAugment's channel-agnostic color to latents, which stays allowed), metrics of
+  G's pixels (PPL), the uint8 on-device dataset."""
   from jaxgan import data as data_lib  # pylint: disable=g-import-not-at-top
   if data_lib.latent_manifest(c.data) is None:
     return
   ops = [p.strip() for p in c.augment.policy.split(",") if p.strip()]
-  if "color" in ops or ("ada" in ops and "c" in c.augment.ada_ops):
-    field = "augment.policy" if "color" in ops else "augment.ada_ops"
-    raise UserError(f"config.{field}: colour transformations act on pixels, and "
-                    f"config.data.folder={c.data.folder!r} holds latents; drop 'color' (or "
-                    "ADA's 'c' group: augment.ada_ops='bg').")
+  if "ada" in ops and "c" in c.augment.ada_ops:
+    raise UserError(f"config.augment.ada_ops={c.augment.ada_ops!r}: ADA's colour group acts "
+                    f"on RGB pixels, and config.data.folder={c.data.folder!r} holds latents; "
+                    "drop 'c' (augment.ada_ops='bg').")
   ppl = [m for m in c.eval.metrics.split(",") if m.strip().startswith("ppl")]
   if ppl:
     raise UserError(f"config.eval.metrics has {ppl[0]!r}, a distance between G's images "
@@ -130,8 +130,26 @@ def _latent(c):
                     "dataset holds float32 means and stds: set config.data.on_device=False.")
 
 
+def _multilevel(c):
+  """GAT's multi-level noise (model.gat.mng): D sees G's levels on channels (levels x the
+  image's), so nothing may mix real and generated inputs or need RGB channels."""
+  if c.model.arch != "gat" or not c.model.gat.mng or c.model.gat.levels < 2:
+    return
+  names = [r if isinstance(r, str) else r.get("name") for r in c.regularizers]
+  if "gp" in names or c.penalty == "gp":
+    raise UserError("config.regularizers: 'gp' interpolates real and generated images, but "
+                    "with config.model.gat.mng=True G's training output holds its "
+                    f"{c.model.gat.levels} levels on channels; use r1/r2 or set "
+                    "config.model.gat.mng=False.")
+  ops = [p.strip() for p in c.augment.policy.split(",") if p.strip()]
+  if "ada" in ops and "c" in c.augment.ada_ops:
+    raise UserError(f"config.augment.ada_ops={c.augment.ada_ops!r}: ADA's colour group needs "
+                    "RGB images, and with config.model.gat.mng=True D's inputs hold G's "
+                    "levels on channels; drop 'c' (augment.ada_ops='bg').")
+
+
 CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
-                                _architecture, _steps_per_call, _latent]
+                                _architecture, _steps_per_call, _latent, _multilevel]
 
 
 def validate(config) -> None:

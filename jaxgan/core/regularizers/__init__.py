@@ -55,6 +55,10 @@ class Context(NamedTuple):
   params: Any = None      # the parameters of the side's own network (being differentiated)
   labels: Optional[Array] = None
   apply_g: Optional[Callable[[Callable], Any]] = None
+  # D side: D through exactly the path (augmentation, D's randomness) that gave
+  # real_logits / fake_logits, for finite-difference terms that compare with them
+  critic_real: Optional[Callable[[Array], Array]] = None
+  critic_fake: Optional[Callable[[Array], Array]] = None
 
 
 class Regularizer(NamedTuple):
