@@ -15,6 +15,10 @@ jaxgan/core/models/gat.py) with its recipe.
                                        README "Latent GANs"), 1-latent-pixel patches
   --config configs/gat.py:fashion,6000  any variant with train.steps = 6,000
 
+The CPU variants replace the EMA's fixed decay by the same half-life (22 kimg) ramped up
+over the first images, as StyleGAN2-ADA does, so that a short run's EMA has left the
+initial weights.
+
 The recipe (train.py and scripts/train_256_B2.sh of the reference): RpGAN with R1 and R2
 of gamma 0.1 each, both as finite differences with sigma 0.01, every step
 (`{"name": "r1", "weight": 0.1, "fd_sigma": 0.01}`; our r1/r2 carry the 1/2 of gamma/2);
@@ -85,4 +89,10 @@ def get_config(variant: str = "xl2"):
   c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 100, 1_000, 1_000
   c.eval.every = 1_000
   # flips are left out: Fashion-MNIST's items face one way
-  return recipe(c, 96, policy="gat_color,translation,cutout")
+  recipe(c, 96, policy="gat_color,translation,cutout")
+  # GAT's EMA (decay 0.999: a half-life of 22 kimg at batch 32) with StyleGAN2-ADA's
+  # ramp-up (half-life at most 5% of the images seen): a run of a few thousand steps would
+  # otherwise sample from weights still mostly at their initialisation, whose output, from
+  # the same sin-cos input for every z, is one fixed patch pattern
+  c.ema_halflife_kimg, c.ema_rampup = 22.2, 0.05
+  return c

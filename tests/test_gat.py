@@ -345,3 +345,14 @@ def test_bfloat16_and_several_steps_per_call_train(tmp_path):
 def test_impossible_settings_are_refused(override, match):
   with pytest.raises(UserError, match=match):
     validate.validate(_tiny(**override))
+
+
+def test_config_variants():
+  c = gat_cfg.get_config("xl4")
+  assert (c.model.gat.width, c.model.gat.depth, c.model.gat.heads, c.model.gat.patch) == (
+      1152, 28, 16, 4)
+  assert c.optim.g.lr == pytest.approx(2e-4 * 768 / 1152) and c.optim.d.grad_clip == 1.0
+  assert c.regularizers[0] == {"name": "r1", "weight": 0.1, "fd_sigma": 0.01}
+  assert gat_cfg.get_config("fashion,123").train.steps == 123
+  with pytest.raises(ValueError, match="Unknown gat.py variant 'xxl2'"):
+    gat_cfg.get_config("xxl2")
