@@ -22,6 +22,7 @@ from flax import nnx
 from benchmarks.bench_flops import program_flops
 from configs import gat as gat_cfg
 from jaxgan.core import models, state as state_lib, train_step
+from jaxgan.pretrained import dinov2
 
 
 def _forward_flops(net, *inputs):
@@ -62,6 +63,26 @@ def costs(preset: str, latent: int = 32, batch: int = 2):
           "d_gflops": d_flops / 1e9, "iteration_gflops": it / batch / 1e9}
 
 
+def repa_encoder_gflops(width: int = 768, depth: int = 12, resolution: int = 224) -> float:
+  """Forward GFLOP per image of the REPA encoder (DINOv2 ViT-B/14 at 224 px: 256 patches)
+  on abstract weights of the hub's shapes."""
+  p, g = 14, resolution // 14
+  shapes = {"cls_token": (1, 1, width), "pos_embed": (1, 1 + g * g, width),
+            "patch_embed.proj.weight": (width, 3, p, p), "patch_embed.proj.bias": (width,),
+            "norm.weight": (width,), "norm.bias": (width,)}
+  per = {"norm1.weight": (width,), "norm1.bias": (width,), "attn.qkv.weight": (3 * width, width),
+         "attn.qkv.bias": (3 * width,), "attn.proj.weight": (width, width),
+         "attn.proj.bias": (width,), "ls1.gamma": (width,), "norm2.weight": (width,),
+         "norm2.bias": (width,), "mlp.fc1.weight": (4 * width, width),
+         "mlp.fc1.bias": (4 * width,), "mlp.fc2.weight": (width, 4 * width),
+         "mlp.fc2.bias": (width,), "ls2.gamma": (width,)}
+  shapes.update({f"blocks.{i}.{k}": v for i in range(depth) for k, v in per.items()})
+  params = {k: jax.ShapeDtypeStruct(v, jnp.float32) for k, v in shapes.items()}
+  run = lambda prm, x: dinov2.features(dinov2.Encoder(prm, width, depth, p, 0, resolution), x)
+  x = jax.ShapeDtypeStruct((1, resolution, resolution, 3), jnp.float32)
+  return program_flops(run, params, x)["flops_lowered"] / 1e9
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--presets", default="s2,b2,l2,xl2")
@@ -74,6 +95,9 @@ def main():
     r = costs(preset.strip(), args.latent)
     print(f"| {r['preset']} | {r['g_params']:,} | {r['d_params']:,} | {r['g_gflops']:.1f} | "
           f"{r['d_gflops']:.1f} | {r['iteration_gflops']:.1f} |", flush=True)
+  print(f"REPA encoder (DINOv2 ViT-B/14, 224 px), forward per real image: "
+        f"{repa_encoder_gflops():.1f} GFLOP (not in the iteration figures: off without "
+        "its file)")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,16 @@ and flip (p 0.4) on every D input, on latents for the ImageNet presets; multi-le
 (model.gat.mng). ImageNet presets: batch 512, 400,000 steps (the reference's caps), the
 SD-VAE latents scaled by the autoencoder's 0.18215 (`data.latent_norm='autoencoder'`);
 point `--config.data.folder` at a latent dataset made by `prepare --encoder` from the
-sd-vae-ft-mse files (default: ./imagenet256_sdvae_latents). Not reproduced: the REPA alignment of D's tokens to DINOv2 (it needs
-a DINOv2 file; `model.gat.repa_dim` builds the projector for the parameter count), and
-the reuse of the D step's z in the G step (jaxgan draws a fresh z: the same distribution).
+sd-vae-ft-mse files (default: ./imagenet256_sdvae_latents).
+
+REPA (the presets' third regularizer, jaxgan/core/regularizers/repa.py): D's last-block
+tokens on real images are aligned to DINOv2 ViT-B/14's features of the same images, with
+weight 1, through D's 2048-wide projector to 768 (`model.gat.repa_dim`). It needs the
+encoder's weights as a local file, by default ./dinov2_vitb14_pretrain.pth (torch hub's
+file; or `--config.regularizers` with another 'encoder' path); without it the term is off
+and the run says so in one line. On latent data the encoder sees the decoded real latents
+(jaxgan keeps no raw images beside them). Not reproduced: the reuse of the D step's z in
+the G step (jaxgan draws a fresh z: the same distribution).
 """
 from configs import default
 from configs.default import SHARED_TFDS
@@ -40,6 +47,7 @@ SIZES = {"s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "xl": (1152
 PRESETS = tuple(f"{s}{p}" for s in SIZES for p in (2, 4, 8))
 VARIANTS = PRESETS + ("fashion", "fashion_latent")
 BASE_LR = 2e-4   # scripts/train_256_B2.sh; scaled by 768 / width
+DINOV2_FILE = "dinov2_vitb14_pretrain.pth"   # torch hub's DINOv2 ViT-B/14 (768 wide)
 
 
 def recipe(c, width: int, base_lr: float = BASE_LR, policy: str =
@@ -76,7 +84,10 @@ def get_config(variant: str = "xl2"):
     c.train.steps = steps or 400_000
     c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 100, 5_000, 5_000
     c.eval.every = 10_000
-    return recipe(c, width)
+    recipe(c, width)
+    c.model.gat.repa_dim = 768
+    c.regularizers += ({"name": "repa", "weight": 1.0, "encoder": DINOV2_FILE},)
+    return c
   # the 2-core CPU: 64 tokens of width 96, 4 blocks (one output level after each)
   _model(c, 96, 4, 3, 4 if variant == "fashion" else 1)
   c.model.conditioning = "none"

@@ -128,7 +128,7 @@ def test_sample_mode_exports_decoded_images_and_on_request_the_latents(trained):
   npz = np.load(os.path.join(wd, "samples.npz"))
   assert npz["images"].shape == (6, 32, 32, 3) and npz["latents"].shape == (6, 8, 8, 4)
   gan, state = restore.restore_for_sampling(wd)[1:3]
-  graphdef, ae_state = sampling.latent_decoder(gan.latent)
+  graphdef, ae_state = gan.latent.decoder_parts()
   from flax import nnx
   from jaxgan.eval.visualize import to_uint8
   decoded = to_uint8(nnx.merge(graphdef, ae_state).decode(
@@ -184,15 +184,23 @@ def test_flux2_has_no_scaling_factor_to_normalise_with():
 
 def test_gat_trains_on_latents_and_samples_decoded_images(latents, tmp_path):
   """GAT's G and D on the 8x8x4 latents (1-latent-pixel patches), with its recipe
-  (finite-difference R1/R2, multi-level noise, DiffAugment's colour on latents)."""
+  (finite-difference R1/R2, multi-level noise, DiffAugment's colour on latents) and REPA
+  to a DINOv2 that sees the decoded real latents."""
   from configs import gat as gat_cfg
+  from jaxgan.core import state as state_lib
+  from tests.test_repa import TINY
   c = latent_config(latents, **{
       "model.arch": "gat", "model.gat.width": 32, "model.gat.depth": 2,
       "model.gat.heads": 2, "model.gat.patch": 1, "model.gat.levels": 2,
+      "model.gat.repa_dim": 64, "model.gat.repa_hidden": 16,
       "train.steps": 2, "train.sample_every": 0})
   gat_cfg.recipe(c, 32, policy="gat_color,translation,cutout")
+  c.regularizers += ({"name": "repa", "encoder": TINY, "resolution": 28},)
   state = train.train_and_evaluate(c, str(tmp_path / "r"))
   assert int(state.step) == 2
+  init = state_lib.create(c, (8, 8, 4), 0)[1]
+  assert np.any(np.asarray(state.d.params["repa"][2]["kernel"])
+                != np.asarray(init.d.params["repa"][2]["kernel"]))
   gan, restored = restore.restore_for_sampling(str(tmp_path / "r"))[1:3]
   assert gan.image_shape == (8, 8, 4) and gan.truncates
   images = sampling.generate(gan, restored, 3, jax.random.key(0))

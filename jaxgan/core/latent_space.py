@@ -42,10 +42,40 @@ class LatentSpace:
   def denormalize(self, x: jax.Array) -> jax.Array:
     return x * jnp.asarray(self.scale, x.dtype) + jnp.asarray(self.shift, x.dtype)
 
+  def decoder_parts(self):
+    """(graphdef, state) of the autoencoder that decodes this space, loaded once per
+    process and checked to be the one that encoded the data."""
+    return _decoder(self.decoder, self.weights_sha256)
+
+  def decode(self, x: jax.Array) -> jax.Array:
+    """Normalised latents -> images in [-1, 1] (the autoencoder's decoder, float32)."""
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    graphdef, state = self.decoder_parts()
+    return nnx.merge(graphdef, state).decode(self.denormalize(x.astype(jnp.float32)))
+
   def draw(self, means: jax.Array, stds: jax.Array, key) -> jax.Array:
     """The normalised real batch of one step: normalize(mean + std * eps)."""
     eps = jax.random.normal(key, means.shape, jnp.float32)
     return self.normalize(means.astype(jnp.float32) + stds.astype(jnp.float32) * eps)
+
+
+_DECODERS = {}
+
+
+def _decoder(directory: str, sha256: str):
+  if (directory, sha256) not in _DECODERS:
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    from jaxgan.pretrained import autoencoder_files  # pylint: disable=g-import-not-at-top
+    try:
+      model, sha = autoencoder_files.load(directory)
+    except UserError as e:
+      raise type(e)(f"config.model.decoder (the latent run's autoencoder): {e}") from None
+    if sha != sha256:
+      raise UserError(f"config.model.decoder={directory!r} holds weights with sha256 "
+                      f"{sha[:12]}..., but the latent dataset was encoded by {sha256[:12]}...; "
+                      "decode with the autoencoder that encoded the data.")
+    _DECODERS[(directory, sha256)] = nnx.split(model)
+  return _DECODERS[(directory, sha256)]
 
 
 def from_description(latent: dict, norm: str, decoder: str = "") -> LatentSpace:

@@ -108,6 +108,14 @@ class GAN:
     return (precision.to_float32(logits), precision.to_float32(class_logits),
             precision.like(nnx.state(d, nnx.Not(nnx.Param)), stats))
 
+  def represent(self, params, stats, x, *, key=None):
+    """D's representation of x for an alignment term (GAT's REPA projections: a cls vector
+    and a grid of token vectors, float32), with D's randomness from `key` as in
+    `discriminate`; only for a D that has one (`represent`)."""
+    params, x = precision.cast((params, x), self.compute_dtype)
+    d = nnx.merge(self.d_graph, params, stats, copy=True)
+    return precision.to_float32(d.represent(x, key))
+
   def sample_latents(self, key, n: int, truncation: float = 0.0):
     """z ~ N(0, I); with `truncation` t > 0, the truncation trick of BigGAN (Brock et al.
     2019, sec. 3.1): every component drawn from N(0, 1) restricted to [-t, t]. (A

@@ -99,6 +99,9 @@ class TrainStep:
     # The config was validated (jaxgan/run/validate.py) before anything was built.
     self.gan, self.loss = gan, LOSSES.get(config.loss)
     self.run_d = discriminator_path(gan, config.augment.policy, config.augment)
+    self.augment = augment.pipeline(config.augment.policy, config.augment)
+    self.geometry = (augment.geometry(config.augment.policy)
+                     if not augment.uses_p(config.augment.policy) else None)
     self.ada = adaptive.schedule_of(config)
     self.schedules = schedules.resolve(config)
     self.halflife = schedules.uses_halflife(config, self.schedules)
@@ -150,11 +153,16 @@ class TrainStep:
     # finite-difference term sees only the change of its input
     critic_at = lambda i, st: lambda v: run_d(params, st, v, d_labels,
                                               jax.random.fold_in(k_drop, i), p)[0]
+    k_real = jax.random.fold_in(k_drop, 0)
     ctx = lambda e, st: regularizers.Context(
         key=rng.stream(key, e.stream), options=e.options, state=st,
         critic=critic_at(2, stats), real=real, fake=fake, real_logits=rl, fake_logits=fl,
         z=z, generate=generate, params=params, critic_real=critic_at(0, d.stats),
-        critic_fake=critic_at(1, stats_r))
+        critic_fake=critic_at(1, stats_r),
+        represent_real=lambda: self.gan.represent(
+            params, d.stats, self.augment(rng.stream(k_real, "augment"), real, p), key=k_real),
+        real_images=lambda: real if self.gan.latent is None else self.gan.latent.decode(real),
+        replay_geometry=lambda v: self.geometry(rng.stream(k_real, "augment"), v, real.shape))
     reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx,
                                                active)
     total = adv + reg_total

@@ -134,7 +134,7 @@ def fns(gan: GAN):
     from flax import nnx  # pylint: disable=g-import-not-at-top
     return nnx.merge(graphdef, ae_state).decode(gan.latent.denormalize(x))
 
-  graphdef, ae_state = (sampling.latent_decoder(gan.latent) if gan.latent is not None
+  graphdef, ae_state = (gan.latent.decoder_parts() if gan.latent is not None
                         else (None, None))
   synthesize = lambda params, stats, ws: synth(params, stats, ws, ae_state)
   _CACHE[id(gan)] = (gan, (map_ws, synthesize))   # the GAN is kept, so its id stays its own

@@ -48,28 +48,6 @@ def grid_inputs(gan: GAN, n: int, key, truncation: float = 0.0):
   return z, labels
 
 
-_DECODERS = {}
-
-
-def latent_decoder(space):
-  """(graphdef, state) of the autoencoder that decodes a latent GAN's outputs, loaded once
-  per process and checked to be the one that encoded the data."""
-  key = (space.decoder, space.weights_sha256)
-  if key not in _DECODERS:
-    from flax import nnx  # pylint: disable=g-import-not-at-top
-    from jaxgan.pretrained import autoencoder_files  # pylint: disable=g-import-not-at-top
-    try:
-      model, sha = autoencoder_files.load(space.decoder)
-    except UserError as e:
-      raise type(e)(f"config.model.decoder (the latent run's autoencoder): {e}") from None
-    if sha != space.weights_sha256:
-      raise UserError(f"config.model.decoder={space.decoder!r} holds weights with sha256 "
-                      f"{sha[:12]}..., but the latent dataset was encoded by {space.weights_sha256[:12]}...; "
-                      "decode with the autoencoder that encoded the data.")
-    _DECODERS[key] = nnx.split(model)
-  return _DECODERS[key]
-
-
 def generator_fn(gan: GAN, truncation: float = 0.0):
   """A jit-compiled G(params, stats, z, labels) in inference mode (BN running stats),
   returning images: a latent GAN's outputs are denormalised and decoded by its autoencoder
@@ -83,7 +61,7 @@ def generator_fn(gan: GAN, truncation: float = 0.0):
       return gan.generate(params, stats, z, labels, train=False, truncation=psi)[0]
     return gen
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  graphdef, ae_state = latent_decoder(gan.latent)
+  graphdef, ae_state = gan.latent.decoder_parts()
 
   @jax.jit
   def gen_latent(params, stats, z, labels, ae_state):

@@ -26,7 +26,7 @@ from jaxgan.run import actions as actions_lib
 from jaxgan.run import checkpoint as ckpt_lib
 from jaxgan.run import compile_cache, program_cache
 from jaxgan import data as data_lib
-from jaxgan.core import multistep
+from jaxgan.core import multistep, regularizers
 from jaxgan.run import population as pop_lib
 from jaxgan.base import sharding
 from jaxgan.core import state as state_lib, train_step as ts
@@ -133,9 +133,11 @@ class Run:
       # a latent run's program holds its normalisation: the digest must see it
       latent = ([{"latent_space": dataclasses.asdict(self.gan.latent)}]
                 if self.gan.latent is not None else [])
+      # so does a frozen encoder's weights file (REPA): the program holds its weights
+      frozen = [{"frozen_weights": regularizers.frozen_files(self.gan.regularizers)}]
       self.programs = program_cache.ProgramCache(
           os.path.join(cache_dir, "programs"),
-          [config_to_dict(m.config) for m in self.members] + latent, _say)
+          [config_to_dict(m.config) for m in self.members] + latent + frozen, _say)
     self.per_call = int(self.config.train.steps_per_call)
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 

@@ -148,8 +148,36 @@ def _multilevel(c):
                     "levels on channels; drop 'c' (augment.ada_ops='bg').")
 
 
+def _repa(c):
+  """GAT's REPA term: a D with a projector as wide as the encoder, and an augmentation
+  whose geometry can be replayed on the encoder's view."""
+  entries = [r for r in c.regularizers if not isinstance(r, str) and r.get("name") == "repa"]
+  entries += ["repa"] if "repa" in c.regularizers else []
+  if not entries:
+    return
+  from jaxgan.core import augment  # pylint: disable=g-import-not-at-top
+  from jaxgan.core.regularizers import repa  # pylint: disable=g-import-not-at-top
+  dim = int(c.model.gat.repa_dim) if c.model.arch == "gat" else 0
+  if not dim:
+    raise UserError("config.regularizers: 'repa' aligns D's projected tokens to an encoder, "
+                    f"but config.model.arch={c.model.arch!r} has no projector; use arch 'gat' "
+                    "with config.model.gat.repa_dim = the encoder's width (768 for ViT-B).")
+  if augment.uses_p(c.augment.policy):
+    raise UserError(f"config.augment.policy={c.augment.policy!r}: 'repa' replays D's "
+                    "translations and flips on the encoder's view, which an adaptive "
+                    "augmentation's cannot be; use DiffAugment's (GAT's "
+                    "'gat_color,translation,cutout,gat_flip').")
+  options = {} if isinstance(entries[0], str) else dict(entries[0])
+  if repa.available(options):
+    enc = repa.encoder_of(options)
+    if enc.width != dim:
+      raise UserError(f"config.model.gat.repa_dim={dim}, but the REPA encoder "
+                      f"{options['encoder']!r} is {enc.width} wide; set "
+                      f"--config.model.gat.repa_dim={enc.width}.")
+
+
 CROSS_CHECKS: List[Callable] = [_label_tricks, _regularizers, _schedules, _evaluation, _data,
-                                _architecture, _steps_per_call, _latent, _multilevel]
+                                _architecture, _steps_per_call, _latent, _multilevel, _repa]
 
 
 def validate(config) -> None:

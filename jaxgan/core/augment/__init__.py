@@ -34,6 +34,9 @@ class Augmentation(NamedTuple):
   fn: Callable[..., Array]    # (key, images[, p, **settings]) -> images of the same shape
   uses_p: bool = False        # adaptive: takes the state's probability p
   settings: Tuple[str, ...] = ()   # config.augment fields passed as keyword arguments
+  # a geometric one: (key, x, like) -> x moved as fn(key, .) moves images of shape `like`
+  # (x may be larger: an encoder's view of the same images); None for the others
+  replay: Optional[Callable[..., Array]] = None
 
 
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation", "config.augment.policy")
@@ -63,6 +66,25 @@ def pipeline(policy: str, settings=None) -> Callable[..., Array]:
         x = aug.fn(k, x, p, **kw)
       else:
         x = aug.fn(k, x)
+    return x
+  return apply
+
+
+def geometry(policy: str) -> Callable[..., Array]:
+  """`(key, x, like) -> x` with only the geometric steps of the policy's pipeline (same
+  keys, same order), made on `x` as they were on the images of shape `like`; the colour,
+  cutout and other steps are left out. GAT's REPA (policy 'translation,flip' on the
+  encoder's input) uses it. Refuses a policy with an adaptive augmentation, whose
+  geometry depends on p and is not replayed."""
+  augs = [(n, AUGMENTATIONS.get(n)) for n in names_of(policy)]
+  bad = [n for n, a in augs if a.uses_p]
+  if bad:
+    raise ValueError(f"augmentation(s) {', '.join(bad)} cannot be replayed on another view")
+
+  def apply(key, x, like):
+    for name, aug in augs:
+      if aug.replay is not None:
+        x = aug.replay(rng.stream(key, name), x, like)
     return x
   return apply
 

@@ -52,13 +52,31 @@ def _shift_one(image, dy, dx, pad_h, pad_w):
   return jax.lax.dynamic_slice(padded, (pad_h + dy, pad_w + dx, 0), (h, w, c))
 
 
-def translation(key: jax.Array, x: jax.Array) -> jax.Array:
-  n, h, w, _ = x.shape
+def _offsets(key, n: int, h: int, w: int):
+  """Per-example shifts (dy, dx) of translation for h x w images, and their bounds."""
   sh, sw = int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5)
   ky, kx = jax.random.split(key)
-  dy = jax.random.randint(ky, (n,), -sh, sh + 1)
-  dx = jax.random.randint(kx, (n,), -sw, sw + 1)
+  return (jax.random.randint(ky, (n,), -sh, sh + 1), jax.random.randint(kx, (n,), -sw, sw + 1),
+          sh, sw)
+
+
+def translation(key: jax.Array, x: jax.Array) -> jax.Array:
+  n, h, w, _ = x.shape
+  dy, dx, sh, sw = _offsets(key, n, h, w)
   return jax.vmap(_shift_one, in_axes=(0, 0, 0, None, None))(x, dy, dx, sh, sw)
+
+
+def replay_translation(key: jax.Array, x: jax.Array, like: tuple) -> jax.Array:
+  """The shifts `translation(key, .)` makes on images of shape `like`, made on `x` of
+  another size as the same fractions of its sides (rounded to whole pixels): what an
+  encoder's view of the same image needs (GAT's REPA targets)."""
+  n, h, w = like[:3]
+  dy, dx, sh, sw = _offsets(key, n, h, w)
+  big_h, big_w = x.shape[1], x.shape[2]
+  dy = jnp.round(dy * (big_h / h)).astype(jnp.int32)
+  dx = jnp.round(dx * (big_w / w)).astype(jnp.int32)
+  ph, pw = -(-sh * big_h // h), -(-sw * big_w // w)
+  return jax.vmap(_shift_one, in_axes=(0, 0, 0, None, None))(x, dy, dx, ph, pw)
 
 
 def cutout_mask(key: jax.Array, n: int, h: int, w: int) -> jax.Array:
@@ -89,6 +107,7 @@ def diffaugment(key: jax.Array, x: jax.Array) -> jax.Array:
 
 
 AUGMENTATIONS.register("color", Augmentation(color))
-AUGMENTATIONS.register("translation", Augmentation(translation))
+AUGMENTATIONS.register("translation", Augmentation(translation, replay=replay_translation))
 AUGMENTATIONS.register("cutout", Augmentation(cutout))
-AUGMENTATIONS.register("diffaugment", Augmentation(diffaugment))
+AUGMENTATIONS.register("diffaugment", Augmentation(diffaugment, replay=lambda k, x, like:
+    replay_translation(rng.stream(k, "translation"), x, like)))

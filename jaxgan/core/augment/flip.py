@@ -18,4 +18,5 @@ def xflip(key: jax.Array, images: jax.Array) -> jax.Array:
   return jnp.where(flip, images[:, :, ::-1, :], images)
 
 
-AUGMENTATIONS.register("xflip", Augmentation(xflip))
+AUGMENTATIONS.register("xflip", Augmentation(
+    xflip, replay=lambda key, x, like: xflip(key, x)))   # the same draws at any size

@@ -45,4 +45,5 @@ def gat_flip(key: jax.Array, x: jax.Array) -> jax.Array:
 
 
 AUGMENTATIONS.register("gat_color", Augmentation(gat_color))
-AUGMENTATIONS.register("gat_flip", Augmentation(gat_flip))
+AUGMENTATIONS.register("gat_flip", Augmentation(
+    gat_flip, replay=lambda key, x, like: gat_flip(key, x)))   # the same draws at any size

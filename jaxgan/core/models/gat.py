@@ -243,6 +243,12 @@ class GATDiscriminator(nnx.Module):
       h = layer(h) if i == 0 else layer(jax.nn.silu(h))
     return h
 
+  def represent(self, x, rngs: jax.Array | None = None):
+    """REPA's view of an input, noised as __call__ noises it with the same `rngs`: the
+    projected cls token (B, repa_dim) and patch tokens (B, H/p, W/p, repa_dim)."""
+    z = self.project(self.features(x, rngs))
+    return z[:, 0], z[:, 1:].reshape(z.shape[0], self.gh, self.gw, z.shape[-1])
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], None); MNG's noise comes from `rngs` (without one, from a
     fixed key: the same noise on every call, as for the evaluation's D probe)."""

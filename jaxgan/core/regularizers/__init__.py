@@ -59,6 +59,12 @@ class Context(NamedTuple):
   # real_logits / fake_logits, for finite-difference terms that compare with them
   critic_real: Optional[Callable[[Array], Array]] = None
   critic_fake: Optional[Callable[[Array], Array]] = None
+  # D side, for alignment terms (GAT's REPA): D's representation of the real batch on
+  # that same path (GAN.represent), the real batch as images in [-1, 1] (a latent batch
+  # decoded), and that path's geometric augmentation replayed on another view of it
+  represent_real: Optional[Callable[[], Any]] = None
+  real_images: Optional[Callable[[], Array]] = None
+  replay_geometry: Optional[Callable[[Array], Array]] = None
 
 
 class Regularizer(NamedTuple):
@@ -68,6 +74,9 @@ class Regularizer(NamedTuple):
   options: Dict[str, Any] = {}        # option name -> default
   init_state: Optional[Callable[[], Any]] = None
   per_example: bool = False           # needs per-example input gradients (no BatchNorm D)
+  # the weights files its computation reads (a frozen encoder), from its options: a
+  # compiled program holds their contents, so its cache key must name them
+  files: Optional[Callable[[Dict[str, Any]], Dict[str, str]]] = None
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", "config.regularizers")
@@ -131,6 +140,11 @@ def resolve(config) -> List[Entry]:
     raise ValueError(f"Regularizer(s) {', '.join(dup)} listed twice (config.regularizers and "
                      "config.penalty together?); give each once.")
   return entries
+
+
+def frozen_files(entries: List[Entry]) -> Dict[str, Dict[str, str]]:
+  """{regularizer: {path: sha256}} of the weights files the entries' terms read."""
+  return {e.name: e.reg.files(e.options) for e in entries if e.reg.files is not None}
 
 
 def init_states(entries: List[Entry]) -> Dict[str, Any]:
