@@ -96,6 +96,11 @@ def _optim_fields(net: str) -> Dict[str, Field]:
 
 
 FIELDS: Dict[str, Field] = {
+    "init_from": Field("", "fine-tuning: start from another run's weights, WORKDIR or "
+                       "WORKDIR:STEP (latest by default); optimizer states, step and "
+                       "schedules start fresh (jaxgan/run/init_from.py)"),
+    "init_from_parts": Field("g_d", "what init_from takes: g_d (G, its EMA and D) or g "
+                             "(G and its EMA; D as initialised)", rule=OneOf(("g_d", "g"))),
     "seed": Field(0, "root seed of the run: initialisation, data order, every draw",
                   population=True, rule=GE0),
     "num_devices": Field(0, "devices to use (0: every device of every process)", resume=True,
@@ -161,6 +166,8 @@ FIELDS: Dict[str, Field] = {
                           rule=OneOf(("batch", "layer", "none"))),
     "model.d_dropout": Field(0.0, "dropout rate in D", rule=UNIT),
     "model.d_spectral_norm": Field(False, "spectral normalisation of D's layers"),
+    "model.freeze_d": Field(0, "Freeze-D (Mo et al. 2020), for fine-tuning: D's first k "
+                            "blocks from the input keep their weights", rule=GE0),
     "model.decoder": Field("", "a latent run: the autoencoder directory (diffusers format) "
                            "that decodes G's latents for grids, samples and metrics; '' = "
                            "the encoder the latent dataset's manifest names (its weights "
@@ -252,6 +259,15 @@ FIELDS: Dict[str, Field] = {
     "train.n_critic": Field(1, "discriminator updates per generator update", rule=GE1),
     "train.critic_loop": Field("unroll", "critic updates unrolled or in a lax.scan",
                                rule=OneOf(("unroll", "scan"))),
+    "train.grad_accum": Field(1, "gradient accumulation: each update's batch is split into N "
+                              "micro-batches (a lax.scan) whose gradients are averaged "
+                              "before the one update, so only a micro-batch's activations "
+                              "are live; equal to the full batch to float32 rounding where "
+                              "nothing is drawn or normalised per batch (train_step.py)",
+                              resume=True, rule=GE1),
+    "train.remat": Field(False, "rematerialise G and D (jax.checkpoint): their activations "
+                         "are recomputed in the backward pass instead of kept, for about "
+                         "one more forward of each", resume=True),
     "train.steps_per_call": Field(1, "train steps per compiled call (jaxgan/core/multistep.py): "
                                   "K > 1 transfers K steps' batches at once and runs them "
                                   "in one program; the same training as 1 to float32 rounding; logging, "

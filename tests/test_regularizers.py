@@ -37,6 +37,28 @@ def test_bad_entries_are_refused(entry, match):
     R.resolve(tiny_config(**{"regularizers": (entry,)}))
 
 
+def test_auto_weight_is_stylegan2_adas_heuristic_gamma(tmp_path, caplog):
+  """'auto' = 0.0002 x res^2 / batch (StyleGAN2-ADA's cfg 'auto'), in the train state's
+  weight and in the run's log; only for r1/r2."""
+  c = tiny_config(**{"regularizers": ({"name": "r1", "weight": "auto"},),
+                     "data.image_size": 32, "data.batch_size": 64})
+  (e,) = R.resolve(c)
+  assert e.auto and e.weight == pytest.approx(0.0002 * 32 ** 2 / 64) == pytest.approx(0.0032)
+  assert R.auto_gamma((256, 512), 32) == pytest.approx(0.0002 * 256 * 512 / 32)
+  with pytest.raises(ValueError, match="'auto' is StyleGAN2-ADA's R1 heuristic, for r1 and "
+                     "r2 only, not 'gp'"):
+    R.resolve(tiny_config(**{"regularizers": ({"name": "gp", "weight": "auto"},)}))
+  with pytest.raises(ValueError, match="must be a number or 'auto'.*got 'ten'"):
+    R.resolve(tiny_config(**{"regularizers": ({"name": "r1", "weight": "ten"},)}))
+  c = tiny_config(**{"regularizers": ({"name": "r1", "weight": "auto"},), "train.steps": 1,
+                     "train.sample_every": 0})
+  with caplog.at_level("INFO"):
+    state = train.train_and_evaluate(c, str(tmp_path / "r"))
+  assert float(state.hparams["reg/r1"]) == pytest.approx(0.0002 * 28 ** 2 / 16)
+  assert any("weight 'auto' = 0.0002 x 28^2 / 16 = 0.0098" in r.getMessage()
+             for r in caplog.records)
+
+
 def test_the_same_regularizer_twice_is_refused():
   with pytest.raises(ValueError, match="r1 listed twice"):
     R.resolve(tiny_config(**{"regularizers": ("r1",), "penalty": "r1"}))

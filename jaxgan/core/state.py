@@ -71,6 +71,9 @@ class GAN:
   compute_dtype: Any = jnp.float32
   # a latent GAN: how G/D's inputs relate to the autoencoder (jaxgan/core/latent_space.py)
   latent: Optional[latent_space.LatentSpace] = None
+  remat: bool = False   # config.train.remat: G and D under jax.checkpoint
+  # Freeze-D (config.model.freeze_d): D's updates -> the same with its frozen blocks' zero
+  freeze_d: Optional[Callable] = None
 
   def real_input(self, images):
     """A real batch as D sees it without noise: uint8 images in [-1, 1], or latent means
@@ -84,17 +87,24 @@ class GAN:
     """G(z) as a pure function: returns (images, new_stats). `key` and `truncation` (psi
     in W) reach style-based generators only (`truncation` also a G that `truncates`);
     others draw no randomness in G."""
-    params, z = precision.cast((params, z), self.compute_dtype)
-    g = nnx.merge(self.g_graph, params, stats, copy=True)
-    if self.style_based:
-      x = g(z, labels, train=train, rngs=key, truncation=truncation)
-    elif self.g_takes_key:
-      x = g(z, labels, train=train, rngs=key)
-    elif self.truncates:
-      x = g(z, labels, train=train, truncation=truncation)
-    else:
-      x = g(z, labels, train=train)
-    return precision.to_float32(x), precision.like(nnx.state(g, nnx.Not(nnx.Param)), stats)
+    def run(params, stats, z, labels, key):
+      params, z = precision.cast((params, z), self.compute_dtype)
+      g = nnx.merge(self.g_graph, params, stats, copy=True)
+      if self.style_based:
+        x = g(z, labels, train=train, rngs=key, truncation=truncation)
+      elif self.g_takes_key:
+        x = g(z, labels, train=train, rngs=key)
+      elif self.truncates:
+        x = g(z, labels, train=train, truncation=truncation)
+      else:
+        x = g(z, labels, train=train)
+      return precision.to_float32(x), precision.like(nnx.state(g, nnx.Not(nnx.Param)), stats)
+    return self._maybe_remat(run)(params, stats, z, labels, key)
+
+  def _maybe_remat(self, fn):
+    """fn, or with config.train.remat fn under jax.checkpoint: its activations are
+    recomputed in the backward pass instead of kept (memory for one more forward)."""
+    return jax.checkpoint(fn) if self.remat else fn
 
   def apply_g(self, params, stats, fn):
     """fn(G) with G at `params`/`stats` (its other methods: StyleGAN2's map, synthesize)."""
@@ -102,11 +112,13 @@ class GAN:
 
   def discriminate(self, params, stats, x, labels=None, *, train: bool, key=None):
     """D(x) as a pure function: returns (logits[B], class logits or None, new_stats)."""
-    params, x = precision.cast((params, x), self.compute_dtype)
-    d = nnx.merge(self.d_graph, params, stats, copy=True)
-    logits, class_logits = d(x, labels, train=train, rngs=key)
-    return (precision.to_float32(logits), precision.to_float32(class_logits),
-            precision.like(nnx.state(d, nnx.Not(nnx.Param)), stats))
+    def run(params, stats, x, labels, key):
+      params, x = precision.cast((params, x), self.compute_dtype)
+      d = nnx.merge(self.d_graph, params, stats, copy=True)
+      logits, class_logits = d(x, labels, train=train, rngs=key)
+      return (precision.to_float32(logits), precision.to_float32(class_logits),
+              precision.like(nnx.state(d, nnx.Not(nnx.Param)), stats))
+    return self._maybe_remat(run)(params, stats, x, labels, key)
 
   def represent(self, params, stats, x, *, key=None):
     """D's representation of x for an alignment term (GAT's REPA projections: a cls vector
@@ -167,6 +179,16 @@ def _then(first: Optional[Callable], second: Optional[Callable]) -> Optional[Cal
   return lambda params: second(first(params))
 
 
+def _freezer(d, d_params, model_cfg) -> Optional[Callable]:
+  """Freeze-D's map of D's updates (its first model.freeze_d blocks' set to 0), or None."""
+  k = int(model_cfg.get("freeze_d", 0))
+  if not k:
+    return None
+  mask = models.freeze_mask(d, d_params, k, model_cfg.arch)
+  return lambda updates: jax.tree.map(lambda u, m: jnp.zeros_like(u) if m else u,
+                                      updates, mask)
+
+
 def create(config, image_shape, num_classes: int, latent=None) -> Tuple[GAN, TrainState]:
   """Builds the modules and the initial state from `config` (seeded by config.seed);
   `latent`: the LatentSpace of a latent GAN."""
@@ -187,7 +209,9 @@ def create(config, image_shape, num_classes: int, latent=None) -> Tuple[GAN, Tra
             style_based=bool(getattr(g, "style_based", False)),
             g_takes_key=bool(getattr(g, "uses_key", False)),
             truncates=bool(getattr(g, "truncates", False)),
-            compute_dtype=precision.dtype_of(config), latent=latent)
+            compute_dtype=precision.dtype_of(config), latent=latent,
+            remat=bool(config.train.get("remat", False)),
+            freeze_d=_freezer(d, d_params, config.model))
   with_ema = config.ema_decay > 0 or schedules.uses_halflife(config, schedules.resolve(config))
   ema = jax.tree.map(jnp.copy, g_params) if with_ema else None
   state = TrainState(

@@ -74,9 +74,12 @@ def _with_hyperparams(net: NetState, values) -> NetState:
   return net.replace(opt_state=net.opt_state._replace(hyperparams=hyper))
 
 
-def _apply(tx, project, net: NetState, grads, stats) -> NetState:
-  """One optimizer update of a network, then its weight projection (if any)."""
+def _apply(tx, project, net: NetState, grads, stats, freeze=None) -> NetState:
+  """One optimizer update of a network, then its weight projection (if any); `freeze`
+  (Freeze-D) zeroes the updates of the blocks it holds fixed."""
   updates, opt_state = tx.update(grads, net.opt_state, net.params)
+  if freeze is not None:
+    updates = freeze(updates)
   params = optax.apply_updates(net.params, updates)
   if project is not None:
     params = project(params)
@@ -106,6 +109,7 @@ class TrainStep:
     self.schedules = schedules.resolve(config)
     self.halflife = schedules.uses_halflife(config, self.schedules)
     self.batch = int(config.data.batch_size)
+    self.accum = int(config.train.get("grad_accum", 1))
     self.ema_start = int(config.ema_start)
     self.rampup = float(config.ema_rampup)
     self.phema_gammas = tuple(phema.sigma_rel_to_gamma(s) for s in config.phema.sigma_rels)
@@ -194,11 +198,24 @@ class TrainStep:
     fake = jax.lax.stop_gradient(fake)
     generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
         g.params, g_stats, zz, labels, train=True, key=jax.random.fold_in(k_g, 1))[0])
-    loss_fn = functools.partial(self._d_loss, z=z, generate=generate, active=active)
-    (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
+    if self.accum == 1:
+      loss_fn = functools.partial(self._d_loss, z=z, generate=generate, active=active)
+      (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          d.params, d, real, fake, d_labels, labels, reg, counter, key, hp)
+    else:
+      def one(carry, xs):
+        stats, reg = carry
+        r, f, dl, lab, zz, j = xs
+        fn = functools.partial(self._d_loss, z=zz, generate=generate, active=active)
+        (_, (stats, reg, m)), g = jax.value_and_grad(fn, has_aux=True)(
+            d.params, d.replace(stats=stats), r, f, dl, lab, reg, counter,
+            jax.random.fold_in(key, j), hp)
+        return (stats, reg), (g, m)
+      grads, (stats, reg), m = self._accumulate(one, d.params, (d.stats, reg),
+                                                (real, fake, d_labels, labels, z))
     m["d_grad_norm"] = optax.tree.norm(grads)
-    return _apply(self.gan.tx_d, self.gan.project_d, d, grads, stats), g_stats, reg, m
+    return (_apply(self.gan.tx_d, self.gan.project_d, d, grads, stats, self.gan.freeze_d),
+            g_stats, reg, m)
 
   def _g_loss(self, params, g: NetState, d: NetState, z, real_u8, labels, reg, counter, key,
               hp, active=None):
@@ -234,10 +251,54 @@ class TrainStep:
   def g_update(self, g: NetState, d: NetState, reg, real_u8, labels, counter, key, hp,
                active=None):
     z = self.gan.sample_latents(rng.stream(key, "z"), real_u8.shape[0])
-    (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(self._g_loss, has_aux=True)(
-        g.params, g, d, z, real_u8, labels, reg, counter, key, hp, active)
+    if self.accum == 1:
+      (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(self._g_loss, has_aux=True)(
+          g.params, g, d, z, real_u8, labels, reg, counter, key, hp, active)
+    else:
+      def one(carry, xs):
+        g_stats, d_stats, reg = carry
+        zz, r, lab, j = xs
+        (_, (g_stats, d_stats, reg, m)), grads = jax.value_and_grad(
+            self._g_loss, has_aux=True)(g.params, g.replace(stats=g_stats),
+                                        d.replace(stats=d_stats), zz, r, lab, reg, counter,
+                                        jax.random.fold_in(key, j), hp, active)
+        return (g_stats, d_stats, reg), (grads, m)
+      grads, (g_stats, d_stats, reg), m = self._accumulate(
+          one, g.params, (g.stats, d.stats, reg), (z, real_u8, labels))
     m["g_grad_norm"] = optax.tree.norm(grads)
     return _apply(self.gan.tx_g, self.gan.project_g, g, grads, g_stats), d_stats, reg, m
+
+  def _accumulate(self, one, params, carry, batch):
+    """Gradient accumulation (config.train.grad_accum = n): `one(carry, micro)` -> (carry,
+    (grads, metrics)) over n micro-batches in a lax.scan (one micro-batch's activations
+    live at a time), threading `carry` (BatchNorm statistics, regularizer states) through
+    them; returns the mean gradient, the last carry and the metrics (scalars averaged,
+    per-example histograms joined). Micro-batch j holds rows j, j + n, j + 2n, ... of each
+    array in `batch`, so a batch sharded over devices gives every micro-batch rows of
+    every device; its randomness comes from fold_in(key, j).
+
+    What equals the full batch (to float32 rounding): every loss and penalty that is a
+    mean over examples, pairs included (RpGAN pairs real i with generated i in both); the
+    gradient, hence the update. What does not: BatchNorm normalises with each micro-batch's
+    statistics and updates its running ones n times; random draws (augmentation, dropout,
+    penalties' noise) are per micro-batch (the same distribution, other numbers); stateful
+    terms (LeCam's anchors, the path-length mean) move once per micro-batch; a minibatch
+    standard deviation (StyleGAN2's D) sees its micro-batch."""
+    n = self.accum
+    micro = lambda x: None if x is None else jnp.swapaxes(
+        x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1)
+    xs = (*[micro(x) for x in batch], jnp.arange(n))
+
+    def body(c, x):
+      acc, carry = c
+      carry, (grads, m) = one(carry, x)
+      return (jax.tree.map(jnp.add, acc, grads), carry), m
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (total, carry), ms = jax.lax.scan(body, (zeros, carry), xs)
+    grads = jax.tree.map(lambda t: t / n, total)
+    m = {k: v.reshape(-1) if k.startswith("hist_") else jnp.mean(v, axis=0)
+         for k, v in ms.items()}
+    return grads, carry, m
 
   def _critic_updates(self, state: TrainState, hp, images, labels, key, pattern=None):
     """The n_critic D updates of one step (unrolled, or in a lax.scan)."""

@@ -24,7 +24,7 @@ from absl import logging
 
 from jaxgan.run import actions as actions_lib
 from jaxgan.run import checkpoint as ckpt_lib
-from jaxgan.run import compile_cache, program_cache
+from jaxgan.run import compile_cache, init_from, program_cache
 from jaxgan import data as data_lib
 from jaxgan.core import multistep, regularizers
 from jaxgan.run import population as pop_lib
@@ -60,6 +60,28 @@ def _write_config(config, workdir):
 
 # (gan, initial state) of a config: jaxgan/core/state.py; kept here for the callers of train.setup
 setup = state_lib.setup
+
+
+def out_of_memory(e: BaseException) -> bool:
+  """Whether an XLA error is an allocation failure (RESOURCE_EXHAUSTED on GPU/TPU)."""
+  text = str(e)
+  return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def out_of_memory_advice(config) -> str:
+  t, b = config.train, config.data.batch_size
+  tips = []
+  n = next((k for k in (2, 4, 8, 16) if k > t.grad_accum and b % k == 0), None)
+  if n:
+    tips.append(f"--config.train.grad_accum={n} (micro-batches of {b // n}, the same "
+                "update)")
+  if not t.remat:
+    tips.append("--config.train.remat=True (G and D recomputed in the backward pass)")
+  if t.steps_per_call > 1:
+    tips.append("--config.train.steps_per_call=1 (one step's batch on the device at a time)")
+  fix = " and/or ".join(tips) or "a smaller config.data.batch_size"
+  return (f"Out of device memory in the train step at config.data.batch_size={b} "
+          f"(train.grad_accum={t.grad_accum}, train.remat={t.remat}); set {fix}.")
 
 
 @dataclasses.dataclass
@@ -107,6 +129,11 @@ class Run:
     self.gan = built[0][0]
     for m in self.members[1:]:   # the first is self.config, validated before the data
       validate_lib.validate(m.config)
+    for e in self.gan.regularizers:
+      if e.auto:
+        d = self.config.data
+        _say(f"Regularizer {e.name}: weight 'auto' = 0.0002 x {d.image_size}^2 / "
+             f"{d.batch_size} = {e.weight:.6g} (StyleGAN2-ADA's heuristic gamma).")
     step = ts.make_train_step(self.gan, self.config)
     states = [s for _, s in built]
     repl = sharding.replicated(self.mesh)
@@ -179,7 +206,16 @@ class Run:
   def call(self, state, step: int):
     """The steps from `step` to the next multiple of train.steps_per_call (or the end) in
     one compiled call (jaxgan/core/multistep.py): (state, metrics, k); with steps_per_call > 1
-    the metrics of the k steps are stacked on a leading axis."""
+    the metrics of the k steps are stacked on a leading axis. Running out of device memory
+    is a user error that names the switches that fit the step into less."""
+    try:
+      return self._call(state, step)
+    except Exception as e:  # pylint: disable=broad-except  (XLA's errors have no own type)
+      if not out_of_memory(e):
+        raise
+      raise UserError(out_of_memory_advice(self.config)) from None
+
+  def _call(self, state, step: int):
     if self.per_call == 1:
       return (*self.step_fn(state, self.batch(step), step), 1)
     k = multistep.call_size(step, self.per_call, self.total)
@@ -228,6 +264,8 @@ class Run:
       if resume_step is not None:
         raise UserError(f"--resume_step={resume_step}: {self.ckpt.directory!r} holds no "
                         "checkpoint; drop the flag to start the run.")
+      if self.config.init_from:
+        return self._init_from(), 0
       return self.initial, 0
     if resume_step is not None:
       self._set_aside_after(resume_step, steps)
@@ -246,6 +284,21 @@ class Run:
       _trim_metrics(m.workdir, start)
     _say(f"Resumed from the checkpoint of step {start} in {self.workdir}")
     return state, start
+
+  def _init_from(self):
+    """The initial state with another run's weights (config.init_from, fine-tuning)."""
+    if self.population:
+      raise UserError("config.init_from: a population starts from its own initial states; "
+                      "fine-tune one run (without --population) per source.")
+    state, record = init_from.initial_state(self.config.init_from,
+                                            self.config.init_from_parts, self.initial)
+    state = jax.device_put(state, self._repl)
+    if self.is_main:
+      init_from.write_record(self.workdir, record)
+    _say(f"Fine-tuning from {record['init_from']} at step {record['step']} "
+         f"({'G, its EMA and D' if record['parts'] == 'g_d' else 'G and its EMA'}; "
+         "optimizer states fresh).")
+    return state
 
   def _check_stored(self, stored: dict):
     bad = incompatible_fields(config_to_dict(config_from_dict(stored.get("config", {}))),

@@ -106,6 +106,11 @@ def _schedules(c):
 def _steps_per_call(c):
   from jaxgan.core import multistep  # pylint: disable=g-import-not-at-top
   multistep.check(c)
+  n, b = c.train.grad_accum, c.data.batch_size
+  if b % n:
+    ok = [k for k in range(1, min(b, 16) + 1) if b % k == 0]
+    raise UserError(f"config.train.grad_accum={n} does not divide config.data.batch_size={b} "
+                    f"into equal micro-batches; use one of {', '.join(map(str, ok))}.")
 
 
 def _latent(c):

@@ -54,4 +54,32 @@ def param_counts(model_cfg, image_shape, num_classes: int) -> Tuple[int, int]:
   return n(g), n(d)
 
 
+def _key_name(k) -> str:
+  for attr in ("key", "idx", "name"):
+    if hasattr(k, attr):
+      return str(getattr(k, attr))
+  return str(k)
+
+
+def freeze_mask(d: nnx.Module, params, k: int, arch: str):
+  """Freeze-D (Mo et al. 2020, "Freeze the Discriminator: a Simple Baseline for
+  Fine-Tuning GANs"): a tree like D's `params`, True where a parameter belongs to one of
+  D's first k units from the input (its class's `freeze_units()`: the highest-resolution
+  blocks, with the input layer) and stays as it is while the rest of D is fine-tuned."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
+  units = d.freeze_units() if hasattr(d, "freeze_units") else None
+  if units is None:
+    raise UserError(f"config.model.freeze_d={k}: the {arch!r} discriminator has no blocks "
+                    "to freeze; set it to 0.")
+  if k >= len(units):
+    raise UserError(f"config.model.freeze_d={k}: the {arch!r} discriminator has "
+                    f"{len(units)} blocks, and freezing all would leave only its output "
+                    f"layer to train; use 1 to {len(units) - 1}.")
+  prefixes = tuple(p for unit in units[:k] for p in unit)
+  frozen = lambda path: any((name + "/").startswith(p + "/") for p in prefixes
+                            for name in ["/".join(_key_name(q) for q in path)])
+  return jax.tree_util.tree_map_with_path(lambda path, _: frozen(path), params)
+
+
 import_all(__name__, __path__)

@@ -143,6 +143,10 @@ class DCGANDiscriminator(nnx.Module):
       out = nnx.Linear(n, 1, rngs=rngs, **L.init_kwargs(init, n))
     self.out = L.maybe_spectral(out, spectral_norm, rngs)
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: conv i with its norm."""
+    return [(f"convs/{i}", f"norms/{i}") for i in range(len(self.convs))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], class logits [B, classes] or None)."""
     h = self.cond.input(x, labels)

@@ -249,6 +249,12 @@ class GATDiscriminator(nnx.Module):
     z = self.project(self.features(x, rngs))
     return z[:, 0], z[:, 1:].reshape(z.shape[0], self.gh, self.gw, z.shape[-1])
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the blocks, the first with the patch embedding and
+    the cls token."""
+    return [("embed_patches", "cls", "blocks/0")] + [(f"blocks/{i}",)
+                                                     for i in range(1, len(self.blocks))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], None); MNG's noise comes from `rngs` (without one, from a
     fixed key: the same noise on every call, as for the evaluation's D probe)."""

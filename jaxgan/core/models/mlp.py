@@ -62,6 +62,10 @@ class MLPDiscriminator(nnx.Module):
     self.out = L.maybe_spectral(
         nnx.Linear(dims[-1], 1, rngs=rngs, **L.init_kwargs(init, dims[-1])), spectral_norm, rngs)
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the hidden layers."""
+    return [(f"hidden/{i}",) for i in range(len(self.hidden))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], class logits [B, classes] or None)."""
     h = self.cond.input(x.reshape((x.shape[0], -1)), labels)

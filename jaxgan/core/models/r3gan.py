@@ -177,6 +177,12 @@ class R3GANDiscriminator(nnx.Module):
     self.embed = (nnx.Param(msr(rngs.params(), (num_classes, out), num_classes,
                                 1.0 / math.sqrt(out))) if conditional else None)
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the stages, the first with the input conv, the
+    others with the transition into them."""
+    return [("extract", "stages/0")] + [(f"transitions/{i - 1}", f"stages/{i}")
+                                        for i in range(1, len(self.stages))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], None)."""
     del train, rngs

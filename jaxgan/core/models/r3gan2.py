@@ -199,6 +199,10 @@ class R3GAN2Discriminator(nnx.Module):
     self.head3 = mp.Linear(2 * c, out, rngs=rngs)
     self.embed = ClassEmbedder(num_classes, out, rngs) if conditional else None
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the stages, the first with the input conv."""
+    return [("extract", "stages/0")] + [(f"stages/{i}",) for i in range(1, len(self.stages))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], None)."""
     del train, rngs

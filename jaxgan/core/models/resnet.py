@@ -195,6 +195,10 @@ class ResNetDiscriminator(nnx.Module):
         conditioning, num_classes, widths[-1], spectral_norm=spectral_norm,
         spectral_embed=spectral_norm, classifier_bias=False, init=init, rngs=rngs)
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the residual blocks (BigGAN's attention, one)."""
+    return [(f"blocks/{i}",) for i in range(len(self.blocks))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs: jax.Array | None = None):
     """Returns (logits [B], class logits [B, classes] or None)."""
     del rngs  # no dropout in this discriminator

@@ -200,6 +200,11 @@ class StyleGAN2Discriminator(nnx.Module):
     self.fc = S.FullyConnected(c4 * 16, c4, act=True, rngs=rngs)
     self.out = S.FullyConnected(c4, cmap or 1, rngs=rngs)
 
+  def freeze_units(self):
+    """Freeze-D's units from the input: the blocks, from the highest resolution (the
+    first with its fromrgb), as Mo et al. 2020 freeze StyleGAN's."""
+    return [(f"blocks/{i}",) for i in range(len(self.blocks))]
+
   def __call__(self, x, labels=None, *, train: bool, rngs=None):
     """Returns (logits [B], None)."""
     del train, rngs

@@ -91,6 +91,7 @@ class Entry(NamedTuple):
   options: Dict[str, Any]
   reg: Regularizer
   stream: str        # name of its random stream ("penalty" for the shorthand, as before)
+  auto: bool = False  # weight "auto": chosen by the heuristic (auto_gamma)
 
   @property
   def hparam(self) -> str:
@@ -98,7 +99,36 @@ class Entry(NamedTuple):
     return f"reg/{self.name}"
 
 
-def _entry(raw, where: str, stream: str = "") -> Entry:
+AUTO_RULE = "0.0002 * image_size^2 / batch_size"
+AUTO_NAMES = ("r1", "r2")
+
+
+def auto_gamma(image_size, batch_size: int) -> float:
+  """StyleGAN2-ADA's heuristic R1 gamma (Karras et al. 2020; NVlabs/stylegan2-ada-pytorch,
+  train.py, cfg 'auto': spec.gamma = 0.0002 * res ** 2 / spec.mb): 0.0002 x the pixels of
+  an image, / the batch. `image_size` is the side, or (height, width). Its R1 is
+  gamma / 2 x the penalty, and so is ours with weight gamma (gradient_penalties.py)."""
+  h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+  return 0.0002 * h * w / batch_size
+
+
+def _weight(spec, reg, name, where, config):
+  raw = spec.pop("weight", reg.weight)
+  if isinstance(raw, str) and raw.strip().lower() == "auto":
+    if name not in AUTO_NAMES:
+      raise ValueError(f"{where}: 'weight': 'auto' is StyleGAN2-ADA's R1 heuristic, for "
+                       f"{' and '.join(AUTO_NAMES)} only, not {name!r}; give a number.")
+    if config is None:
+      raise ValueError(f"{where}: 'weight': 'auto' needs the config's image and batch size.")
+    return auto_gamma(int(config.data.image_size), int(config.data.batch_size)), True
+  try:
+    return float(raw), False
+  except (TypeError, ValueError):
+    raise ValueError(f"{where}: 'weight' of {name!r} must be a number or 'auto' (r1/r2: "
+                     f"{AUTO_RULE}), got {raw!r}.") from None
+
+
+def _entry(raw, where: str, stream: str = "", config=None) -> Entry:
   spec = {"name": raw} if isinstance(raw, str) else dict(raw)
   name = spec.pop("name", None)
   if name is None:
@@ -107,7 +137,7 @@ def _entry(raw, where: str, stream: str = "") -> Entry:
     raise ValueError(f"{where}: unknown regularizer {name!r}; valid: "
                      f"{', '.join(REGULARIZERS.names())}.")
   reg = REGULARIZERS.get(name)
-  weight = float(spec.pop("weight", reg.weight))
+  weight, auto = _weight(spec, reg, name, where, config)
   every = int(spec.pop("every", 1))
   side = str(spec.pop("side", reg.sides[0])).lower()
   unknown = sorted(set(spec) - set(reg.options))
@@ -124,16 +154,16 @@ def _entry(raw, where: str, stream: str = "") -> Entry:
   if every < 1:
     raise ValueError(f"{where}: 'every' of {name!r} must be >= 1, got {every}.")
   return Entry(name, weight, every, side, {**reg.options, **spec}, reg,
-               stream or f"reg/{name}")
+               stream or f"reg/{name}", auto)
 
 
 def resolve(config) -> List[Entry]:
   """The regularizers a config asks for: `config.regularizers` plus the `penalty`
   shorthand ('clip' is not a regularizer but D's weight projection, see jaxgan/core/optim.py)."""
-  entries = [_entry(r, "config.regularizers") for r in config.regularizers]
+  entries = [_entry(r, "config.regularizers", config=config) for r in config.regularizers]
   if config.penalty not in ("none", "clip"):
     entries.append(_entry({"name": config.penalty, "weight": config.penalty_weight,
-                           "side": "d"}, "config.penalty", stream="penalty"))
+                           "side": "d"}, "config.penalty", stream="penalty", config=config))
   names = [e.name for e in entries]
   dup = sorted({n for n in names if names.count(n) > 1})
   if dup:
