@@ -86,7 +86,8 @@ def get_config(variant: str = "xl2"):
     c.eval.every = 10_000
     recipe(c, width)
     c.model.gat.repa_dim = 768
-    c.regularizers += ({"name": "repa", "weight": 1.0, "encoder": DINOV2_FILE},)
+    c.regularizers += ({"name": "repa", "weight": 1.0, "encoder": DINOV2_FILE,
+                        "optional": True},)
     return c
   # the 2-core CPU: 64 tokens of width 96, 4 blocks (one output level after each)
   _model(c, 96, 4, 3, 4 if variant == "fashion" else 1)

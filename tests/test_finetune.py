@@ -56,6 +56,14 @@ def test_a_fine_tuned_run_records_its_source_and_resumes_bit_exactly(source, tmp
                 (resumed.g.params, resumed.d.params, resumed.ema))
 
 
+def test_a_restart_before_the_first_checkpoint_takes_the_recorded_step(tmp_path):
+  assert init_from.recorded(str(tmp_path)) == ""
+  init_from.write_record(str(tmp_path), {"init_from": "/runs/src", "step": 2, "parts": "g"})
+  assert init_from.recorded(str(tmp_path)) == "/runs/src:2"
+  assert init_from.parse("/runs/src:2") == ("/runs/src", "2")
+  assert init_from.parse("runs/a:b") == ("runs/a:b", "latest")
+
+
 def test_other_shapes_are_refused_naming_the_layers(source, tmp_path):
   c = _config(init_from=source, **{"model.mlp.d_widths": (32, 8)})
   with pytest.raises(UserError, match=r"config.init_from='.*source': 3 layer\(s\) differ "

@@ -196,8 +196,9 @@ class TrainStep:
     # step_gen (update_ema=True) does; BatchNorm statistics follow every training call
     g_stats = g_stats if self.gan.truncates else new_g_stats
     fake = jax.lax.stop_gradient(fake)
-    generate = lambda zz: jax.lax.stop_gradient(self.gan.generate(
-        g.params, g_stats, zz, labels, train=True, key=jax.random.fold_in(k_g, 1))[0])
+    generator = lambda lab: lambda zz: jax.lax.stop_gradient(self.gan.generate(
+        g.params, g_stats, zz, lab, train=True, key=jax.random.fold_in(k_g, 1))[0])
+    generate = generator(labels)
     if self.accum == 1:
       loss_fn = functools.partial(self._d_loss, z=z, generate=generate, active=active)
       (_, (stats, reg, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -206,13 +207,15 @@ class TrainStep:
       def one(carry, xs):
         stats, reg = carry
         r, f, dl, lab, zz, j = xs
-        fn = functools.partial(self._d_loss, z=zz, generate=generate, active=active)
+        fn = functools.partial(self._d_loss, z=zz, generate=generator(lab), active=active)
         (_, (stats, reg, m)), g = jax.value_and_grad(fn, has_aux=True)(
             d.params, d.replace(stats=stats), r, f, dl, lab, reg, counter,
             jax.random.fold_in(key, j), hp)
         return (stats, reg), (g, m)
       grads, (stats, reg), m = self._accumulate(one, d.params, (d.stats, reg),
                                                 (real, fake, d_labels, labels, z))
+    if self.gan.freeze_d is not None:   # Freeze-D: frozen blocks neither move nor count
+      grads = self.gan.freeze_d(grads)   # in the gradient clipping's norm
     m["d_grad_norm"] = optax.tree.norm(grads)
     return (_apply(self.gan.tx_d, self.gan.project_d, d, grads, stats, self.gan.freeze_d),
             g_stats, reg, m)

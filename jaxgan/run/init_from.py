@@ -96,6 +96,16 @@ def initial_state(spec: str, parts: str, initial):
   return initial.replace(g=g, d=d, ema=ema, phema=phema), record
 
 
+def recorded(workdir: str) -> str:
+  """'SOURCE:STEP' from the workdir's record, or '' when it has none."""
+  try:
+    with open(os.path.join(workdir, RECORD)) as f:
+      r = json.load(f)
+    return f"{r['init_from']}:{int(r['step'])}"
+  except (OSError, ValueError, KeyError, TypeError):
+    return ""
+
+
 def write_record(workdir: str, record: dict) -> None:
   """init_from.json in the new run's workdir, atomically."""
   path = os.path.join(workdir, RECORD)

@@ -64,8 +64,7 @@ setup = state_lib.setup
 
 def out_of_memory(e: BaseException) -> bool:
   """Whether an XLA error is an allocation failure (RESOURCE_EXHAUSTED on GPU/TPU)."""
-  text = str(e)
-  return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+  return "RESOURCE_EXHAUSTED" in str(e)
 
 
 def out_of_memory_advice(config) -> str:
@@ -156,15 +155,21 @@ class Run:
     self._repl = repl
     cache_dir = compile_cache.current()
     self.programs = None   # traced programs on disk: jaxgan/run/program_cache.py
-    if cache_dir is not None and jax.process_count() == 1:
+    # a term that reads a frozen network's weights file (REPA's encoder) closes over
+    # them, and jax.export writes closed-over arrays into the program (350 MB for
+    # DINOv2-B): such a run traces its step itself (JAX's compilation cache still serves
+    # the XLA half, which takes them as arguments)
+    frozen = any(regularizers.frozen_files(self.gan.regularizers).values())
+    if frozen and cache_dir is not None:
+      _say("Traced-program cache off for this run: its step holds a frozen encoder's "
+           "weights (the compilation cache stays on).")
+    if cache_dir is not None and jax.process_count() == 1 and not frozen:
       # a latent run's program holds its normalisation: the digest must see it
       latent = ([{"latent_space": dataclasses.asdict(self.gan.latent)}]
                 if self.gan.latent is not None else [])
-      # so does a frozen encoder's weights file (REPA): the program holds its weights
-      frozen = [{"frozen_weights": regularizers.frozen_files(self.gan.regularizers)}]
       self.programs = program_cache.ProgramCache(
           os.path.join(cache_dir, "programs"),
-          [config_to_dict(m.config) for m in self.members] + latent + frozen, _say)
+          [config_to_dict(m.config) for m in self.members] + latent, _say)
     self.per_call = int(self.config.train.steps_per_call)
     self.scan_calls = multistep.resolved_loop(self.config) == "scan"
 
@@ -290,8 +295,9 @@ class Run:
     if self.population:
       raise UserError("config.init_from: a population starts from its own initial states; "
                       "fine-tune one run (without --population) per source.")
-    state, record = init_from.initial_state(self.config.init_from,
-                                            self.config.init_from_parts, self.initial)
+    # a run stopped before its first checkpoint starts again from the same source step
+    spec = init_from.recorded(self.workdir) or self.config.init_from
+    state, record = init_from.initial_state(spec, self.config.init_from_parts, self.initial)
     state = jax.device_put(state, self._repl)
     if self.is_main:
       init_from.write_record(self.workdir, record)

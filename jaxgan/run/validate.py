@@ -156,12 +156,11 @@ def _multilevel(c):
 def _repa(c):
   """GAT's REPA term: a D with a projector as wide as the encoder, and an augmentation
   whose geometry can be replayed on the encoder's view."""
-  entries = [r for r in c.regularizers if not isinstance(r, str) and r.get("name") == "repa"]
-  entries += ["repa"] if "repa" in c.regularizers else []
+  from jaxgan.core import augment, regularizers  # pylint: disable=g-import-not-at-top
+  from jaxgan.core.regularizers import repa  # pylint: disable=g-import-not-at-top
+  entries = [e for e in regularizers.resolve(c) if e.name == "repa"]
   if not entries:
     return
-  from jaxgan.core import augment  # pylint: disable=g-import-not-at-top
-  from jaxgan.core.regularizers import repa  # pylint: disable=g-import-not-at-top
   dim = int(c.model.gat.repa_dim) if c.model.arch == "gat" else 0
   if not dim:
     raise UserError("config.regularizers: 'repa' aligns D's projected tokens to an encoder, "
@@ -172,7 +171,16 @@ def _repa(c):
                     "translations and flips on the encoder's view, which an adaptive "
                     "augmentation's cannot be; use DiffAugment's (GAT's "
                     "'gat_color,translation,cutout,gat_flip').")
-  options = {} if isinstance(entries[0], str) else dict(entries[0])
+  options = entries[0].options
+  if not isinstance(options["resolution"], int) or options["resolution"] < 1:
+    raise UserError(f"config.regularizers: repa's 'resolution'={options['resolution']!r} must "
+                    "be a positive whole number of pixels (224 for DINOv2 as GAT uses it).")
+  path = str(options["encoder"] or "")
+  if path and not repa.available(options) and not options["optional"]:
+    raise UserError(f"config.regularizers: repa's 'encoder'={path!r} is not a file; give "
+                    "the path of DINOv2 weights (torch hub's dinov2_vitb14_pretrain.pth or "
+                    "a safetensors file), or add 'optional': True to train without REPA "
+                    "when it is missing.")
   if repa.available(options):
     enc = repa.encoder_of(options)
     if enc.width != dim:

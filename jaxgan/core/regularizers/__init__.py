@@ -74,9 +74,9 @@ class Regularizer(NamedTuple):
   options: Dict[str, Any] = {}        # option name -> default
   init_state: Optional[Callable[[], Any]] = None
   per_example: bool = False           # needs per-example input gradients (no BatchNorm D)
-  # the weights files its computation reads (a frozen encoder), from its options: a
-  # compiled program holds their contents, so its cache key must name them
-  files: Optional[Callable[[Dict[str, Any]], Dict[str, str]]] = None
+  # the weights files its computation reads (a frozen encoder), from its options: the
+  # traced program holds their contents, so the run does not cache it (run/train.py)
+  files: Optional[Callable[[Dict[str, Any]], List[str]]] = None
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", "config.regularizers")
@@ -172,8 +172,8 @@ def resolve(config) -> List[Entry]:
   return entries
 
 
-def frozen_files(entries: List[Entry]) -> Dict[str, Dict[str, str]]:
-  """{regularizer: {path: sha256}} of the weights files the entries' terms read."""
+def frozen_files(entries: List[Entry]) -> Dict[str, List[str]]:
+  """{regularizer: [path, ...]} of the weights files the entries' terms read."""
   return {e.name: e.reg.files(e.options) for e in entries if e.reg.files is not None}
 
 
@@ -207,9 +207,9 @@ def apply(entries: List[Entry], side: str, counter, hparams, states, make_ctx,
       value, state = run(state) if e.name in active else (jnp.zeros((), jnp.float32), state)
       value = value * e.every
     else:  # lazy: only every k-th update computes the term; weight x k there
-      active = counter % e.every == 0
+      now = counter % e.every == 0
       skip = lambda s: (jnp.zeros((), jnp.float32), s)
-      value, state = jax.lax.cond(active, run, skip, state)
+      value, state = jax.lax.cond(now, run, skip, state)
       value = value * e.every
     total = total + hparams[e.hparam] * value
     metrics[e.name] = value

@@ -28,8 +28,10 @@ Differences, on purpose:
   latents (the autoencoder's reconstruction). This costs one decoder pass per D update.
 - The encoder runs in float32 (the reference: under autocast).
 
-Options: `encoder` (a local DINOv2 weights file; '' or a missing file turns the term off
-with one logged line, as GAT without --enc-type) and `resolution` (224).
+Options: `encoder` (a local DINOv2 weights file; '' turns the term off with one logged
+line, as GAT without --enc-type; a path that is not a file is refused, unless `optional`
+is True: then the term is off with the same line, as configs/gat.py's presets have it)
+and `resolution` (224).
 """
 from __future__ import annotations
 
@@ -40,7 +42,6 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from jaxgan.base import weights_file
 from jaxgan.core.regularizers import REGULARIZERS, Context, Regularizer
 from jaxgan.ops import resize
 from jaxgan.pretrained import dinov2
@@ -96,12 +97,10 @@ def repa(ctx: Context):
 
 
 def files(options):
-  if not available(options):
-    return {}
-  path = os.path.expanduser(str(options["encoder"]))
-  return {path: weights_file.file_sha256(path)}
+  return [os.path.expanduser(str(options["encoder"]))] if available(options) else []
 
 
 REGULARIZERS.register("repa", Regularizer(
-    repa, sides=("d",), weight=1.0, options={"encoder": "", "resolution": RESOLUTION},
+    repa, sides=("d",), weight=1.0,
+    options={"encoder": "", "resolution": RESOLUTION, "optional": False},
     files=files))
