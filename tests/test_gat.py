@@ -9,7 +9,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -226,16 +225,18 @@ def test_w_avg_follows_the_mapping_and_truncation_pulls_towards_it():
 def test_w_avg_moves_in_the_generator_update_only():
   """The reference tracks w_avg in step_gen alone: a D update leaves G's stats as they were."""
   from jaxgan.core import schedules, state as state_lib, train_step
-  c = _tiny()
+  c = _tiny(regularizers=())   # the penalties' extra D passes only slow its compile
   gan, st = state_lib.create(c, (16, 16, 1), 0)
   step = train_step.TrainStep(gan, c)
   hp = schedules.at(step.schedules, st.hparams, st.step)
   real = jnp.zeros((4, 16, 16, 1), jnp.uint8)
-  _, g_stats, _, _ = step.d_update(st.d, st.g, st.g.stats, st.reg or {}, real, None, 0,
-                                   jax.random.PRNGKey(0), hp)
+  d_update = jax.jit(lambda d, g, reg, hp: step.d_update(d, g, g.stats, reg, real, None, 0,
+                                                        jax.random.PRNGKey(0), hp))
+  g_update = jax.jit(lambda g, d, reg, hp: step.g_update(g, d, reg, real, None, 0,
+                                                        jax.random.PRNGKey(1), hp))
+  _, g_stats, _, _ = d_update(st.d, st.g, st.reg or {}, hp)
   assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), g_stats, st.g.stats))
-  g, _, _, _ = step.g_update(st.g, st.d, st.reg or {}, real, None, 0, jax.random.PRNGKey(1),
-                             hp)
+  g, _, _, _ = g_update(st.g, st.d, st.reg or {}, hp)
   moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), g.stats,
                                        st.g.stats))
   assert any(moved)
@@ -307,19 +308,13 @@ def test_gat_color_changes_half_the_batch_and_gat_flip_mirrors():
   assert np.all(mirrored | same) and 0.3 < mirrored.mean() < 0.5
 
 
-def test_a_few_training_steps_are_finite(tmp_path):
-  state = train.train_and_evaluate(_tiny(**{"train.steps": 3, "train.sample_every": 0}),
-                                   str(tmp_path / "r"))
-  assert int(state.step) == 3
-  for w in jax.tree.leaves((state.g.params, state.d.params, state.ema)):
-    assert np.all(np.isfinite(np.asarray(w)))
-
-
 def test_bfloat16_and_several_steps_per_call_train(tmp_path):
   """Mixed precision (RMS norms and D's logit in float32) and K = 2 steps in one compiled
   call (lax.scan) keep the run finite; G's output in bfloat16 stays close to float32's."""
+  # without R1/R2 (one D forward each on top): the program compiles in half the time
   c = _tiny(**{"train.steps": 2, "train.sample_every": 0, "train.dtype": "bfloat16",
-               "train.steps_per_call": 2, "train.checkpoint_every": 2, "train.log_every": 2})
+               "train.steps_per_call": 2, "train.checkpoint_every": 2, "train.log_every": 2,
+               "regularizers": ()})
   state = train.train_and_evaluate(c, str(tmp_path / "r"))
   assert int(state.step) == 2
   assert all(np.all(np.isfinite(np.asarray(w))) for w in jax.tree.leaves(state.g.params))

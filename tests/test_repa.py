@@ -137,6 +137,7 @@ def test_the_term_trains_d_projector_and_is_off_without_an_encoder(caplog):
   # without an encoder file the term is 0 and computes nothing (no D view, no images)
   from jaxgan.core.regularizers import Context
   fail = lambda: pytest.fail("the term ran without an encoder")
+  repa._say_off.cache_clear()   # said once per process and path: another test may have
   for path, says in (("", "no encoder file given"), ("/nowhere/x.pth", "no file at")):
     with caplog.at_level(logging.WARNING):
       value, _ = repa.repa(Context(key=None, options={"encoder": path, "resolution": 224,

@@ -165,7 +165,8 @@ class TrainStep:
         critic_fake=critic_at(1, stats_r),
         represent_real=lambda: self.gan.represent(
             params, d.stats, self.augment(rng.stream(k_real, "augment"), real, p), key=k_real),
-        real_images=lambda: real if self.gan.latent is None else self.gan.latent.decode(real),
+        real_images=lambda: real if self.gan.latent is None else jnp.clip(
+            self.gan.latent.decode(real), -1.0, 1.0),
         replay_geometry=lambda v: self.geometry(rng.stream(k_real, "augment"), v, real.shape))
     reg_total, reg, reg_m = regularizers.apply(self.entries, "d", counter, hp, reg, ctx,
                                                active)

@@ -128,6 +128,10 @@ class Run:
     self.gan = built[0][0]
     for m in self.members[1:]:   # the first is self.config, validated before the data
       validate_lib.validate(m.config)
+    if self.config.model.freeze_d and not self.config.init_from:
+      _say(f"config.model.freeze_d={self.config.model.freeze_d} without config.init_from: "
+           "D's first blocks stay at their random initialisation (Freeze-D is for "
+           "fine-tuning a trained D).")
     for e in self.gan.regularizers:
       if e.auto:
         d = self.config.data
