@@ -34,7 +34,8 @@ def _path(keys) -> str:
   return "/".join(parts)
 
 
-def _leaf_paths(tree) -> dict:
+def leaf_paths(tree) -> dict:
+  """{'a/b/0/kernel/value': leaf} of a pytree, in Orbax's naming."""
   return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
@@ -105,7 +106,7 @@ class Checkpointer:
                               "(--mode train) with this --workdir.")
     stored = jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])
     stored = {_path(p) for p, _ in stored}
-    if stored != set(_leaf_paths(target)):
+    if stored != set(leaf_paths(target)):
       return self._restore_by_path(target, step, stored)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
@@ -123,8 +124,8 @@ class Checkpointer:
     """A checkpoint of an older state layout, restored into `target` leaf by leaf."""
     out = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-    raw = _leaf_paths(out.state)
-    want = _leaf_paths(target)
+    raw = leaf_paths(out.state)
+    want = leaf_paths(target)
     added, dropped = sorted(set(want) - stored), sorted(stored - set(want))
     logging.warning("Checkpoint %d in %s has an older state layout: restored by path; new "
                     "(initial values): %s; no longer used: %s", step, self.directory,

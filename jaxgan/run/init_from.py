@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxgan.base.errors import UserError
-from jaxgan.run import restore
+from jaxgan.run import checkpoint as ckpt_lib, restore
 
 RECORD = "init_from.json"
 
@@ -39,15 +39,11 @@ def parse(spec: str) -> Tuple[str, str]:
   return spec, "latest"
 
 
-def _name(path) -> str:
-  keys = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
-  return "/".join(keys[:-1] if keys and keys[-1] == "value" else keys)
-
-
 def _shapes(tree, prefix: str) -> dict:
-  """{'prefix/layer/.../leaf': shape} of a tree of arrays (nnx state)."""
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {f"{prefix}/{_name(p)}": tuple(np.shape(v)) for p, v in flat}
+  """{'prefix/layer/.../leaf': shape} of a tree of arrays (nnx state), named as the
+  checkpoint names its leaves, without nnx's trailing '/value'."""
+  return {f"{prefix}/{name.removesuffix('/value')}": tuple(np.shape(v))
+          for name, v in ckpt_lib.leaf_paths(tree).items()}
 
 
 def _check(spec: str, ours: dict, theirs: dict, parts: str) -> None:

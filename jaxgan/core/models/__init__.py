@@ -76,10 +76,12 @@ def freeze_mask(d: nnx.Module, params, k: int, arch: str):
     raise UserError(f"config.model.freeze_d={k}: the {arch!r} discriminator has "
                     f"{len(units)} blocks, and freezing all would leave only its output "
                     f"layer to train; use 1 to {len(units) - 1}.")
-  prefixes = tuple(p for unit in units[:k] for p in unit)
-  frozen = lambda path: any((name + "/").startswith(p + "/") for p in prefixes
-                            for name in ["/".join(_key_name(q) for q in path)])
-  return jax.tree_util.tree_map_with_path(lambda path, _: frozen(path), params)
+  prefixes = tuple(p + "/" for unit in units[:k] for p in unit)
+
+  def frozen(path, _):
+    name = "/".join(_key_name(q) for q in path) + "/"
+    return name.startswith(prefixes)
+  return jax.tree_util.tree_map_with_path(frozen, params)
 
 
 import_all(__name__, __path__)
