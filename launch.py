@@ -138,7 +138,7 @@ def _check_overrides(argv):
     if key not in fields:
       _fail(f"--config.{key}: no such config field.{did_you_mean(key, fields)} "
             "configs/default.py lists every field.")
-    problem = _parse_problem(fields[key].default, value)
+    problem = None if fields[key].literal else _parse_problem(fields[key].default, value)
     if problem:
       _fail(f"--config.{key}={value!r}: {problem} ({fields[key].doc}).")
 

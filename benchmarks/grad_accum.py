@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 
+from jaxgan import config as config_lib
 from jaxgan.core import state as state_lib, train_step as ts
 from jaxgan.run import platform
 
@@ -29,7 +30,7 @@ def _config(spec: str):
 
 
 def measure(config, accum: int, remat: bool, calls: int):
-  c = config.copy_and_resolve_references()
+  c = config_lib.resolved_copy(config)
   c.train.grad_accum, c.train.remat = accum, remat
   size, ch = int(c.data.image_size), int(c.data.channels)
   gan, state = state_lib.create(c, (size, size, ch), 10)

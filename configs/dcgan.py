@@ -3,6 +3,8 @@
   --config configs/dcgan.py           embedded Fashion-MNIST resized to 64x64 (offline)
   --config configs/dcgan.py:lego      a folder of images: add --config.data.folder=DIR
   --config configs/dcgan.py:upsample  nearest x2 + Conv instead of ConvTranspose in G
+  --config configs/dcgan.py:wide      non-square: the embedded Fashion-MNIST stretched to
+                                      32x64 (height x width), G from a 4x8 start (offline)
 
 D: Conv(64, k4, s2, no bias) LReLU(0.2) Dropout(0.3); Conv(128/256/512) BN LReLU Dropout;
 Conv(1, k4, valid). G: z as 1x1x100, ConvT(512, k4, valid) BN LReLU; ConvT(256/128/64, k4,
@@ -12,7 +14,7 @@ Adam 2e-4 with beta1 0.5, batch 128.
 from configs import default
 
 
-VARIANTS = ("default", "lego", "upsample")
+VARIANTS = ("default", "lego", "upsample", "wide")
 
 
 def get_config(variant: str = "default"):
@@ -43,6 +45,13 @@ def get_config(variant: str = "default"):
     c.eval.every = 0           # unlabelled images: no in-domain classifier
   elif variant == "upsample":
     c.model.dcgan.upsample = "resize"
+  elif variant == "wide":      # any H,W whose sides are 4 * 2**n multiples: see README
+    c.data.image_size = (32, 64)
+    c.data.batch_size = 64
+    c.model.dcgan.g_base_features = c.model.dcgan.d_base_features = 32
+    c.train.steps = 3000
+    c.eval.every = c.train.sample_every = c.train.checkpoint_every = 500
   elif variant != "default":
-    raise ValueError(f"Unknown dcgan.py variant {variant!r}; valid: default, lego, upsample.")
+    raise ValueError(f"Unknown dcgan.py variant {variant!r}; valid: default, lego, upsample, "
+                     "wide.")
   return c

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 import ml_collections
 from flax import traverse_util
 
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError, did_you_mean
 from jaxgan.base.schema import Field, OneOf, Range, get_field  # noqa: F401  (re-exported)
 from jaxgan.core.precision import DTYPES
@@ -47,6 +48,16 @@ def _names(registry_path: str, extra=()):
     module, attr = registry_path.rsplit(".", 1)
     return [*extra, *getattr(importlib.import_module(module), attr).names()]
   return names
+
+
+class _ImageSize:
+  """data.image_size's rule: one side or height,width (jaxgan/base/sizes.py)."""
+
+  def problem(self, v) -> Optional[str]:
+    return sizes.problem(v)
+
+  def text(self) -> str:
+    return f"one side or height,width, each >= {sizes.LO} and <= {sizes.HI}"
 
 
 GE0, GE1, POS = Range(0), Range(1), Range(0, lo_open=True)
@@ -131,8 +142,11 @@ FIELDS: Dict[str, Field] = {
     "data.image_key": Field("image", "TFDS feature holding the image"),
     "data.label_key": Field("label", "TFDS feature holding the label ('' for none; "
                             "'attributes/Blond_Hair' style for celeb_a)"),
-    "data.image_size": Field(28, "images are resized to image_size x image_size",
-                             rule=Range(4, 4096)),
+    "data.image_size": Field(28, "images are resized to this size: one side (28: 28x28) "
+                             "or height,width (32,64; --config.data.image_size=32,64) for "
+                             "the architectures that take non-square images (dcgan, resnet, "
+                             "biggan, stylegan2, r3gan, mlp)", rule=_ImageSize(),
+                             literal=True),
     "data.channels": Field(1, "1 (grayscale) or 3 (RGB)", rule=OneOf((1, 3))),
     "data.batch_size": Field(64, "global batch, split over all devices", rule=GE1),
     "data.max_examples": Field(0, "0 = all; a small number for quick tests", rule=GE0),
@@ -364,10 +378,26 @@ def all_fields() -> Dict[str, Field]:
   return out
 
 
+def _value(f: Field):
+  return ml_collections.FieldReference(f.default, field_type=object) if f.literal else f.default
+
+
 def default_config() -> ml_collections.ConfigDict:
-  nested = traverse_util.unflatten_dict({tuple(k.split(".")): f.default
+  nested = traverse_util.unflatten_dict({tuple(k.split(".")): _value(f)
                                          for k, f in all_fields().items()})
   return ml_collections.ConfigDict(nested)
+
+
+def resolved_copy(config) -> ml_collections.ConfigDict:
+  """An independent copy (references resolved) whose literal fields still take any literal:
+  resolving would type them as their current value."""
+  c = config.copy_and_resolve_references()
+  for k, f in all_fields().items():
+    if f.literal:
+      *path, last = k.split(".")
+      node = get_field(c, ".".join(path)) if path else c
+      node[last] = ml_collections.FieldReference(node[last], field_type=object)
+  return c
 
 
 def _matches(key: str, names) -> bool:
@@ -443,7 +473,7 @@ def _type_problem(default, v) -> Optional[str]:
 
 def field_problem(key: str, f: Field, v) -> Optional[str]:
   """What is wrong with value `v` of field `key`, or None."""
-  problem = _type_problem(f.default, v)
+  problem = None if f.literal else _type_problem(f.default, v)
   if problem is None and f.rule is not None:
     problem = f.rule(v) if callable(f.rule) else f.rule.problem(v)
   return problem

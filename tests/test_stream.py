@@ -54,9 +54,12 @@ def prepared(tmp_path_factory):
 def test_resize_and_grayscale_equal_tensorflow_exactly():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   rs = np.random.RandomState(0)
-  for h, w, s, c in [(28, 28, 64, 1), (64, 48, 28, 3), (7, 13, 5, 3), (100, 100, 64, 3)]:
+  cases = [(28, 28, 64, 1), (64, 48, 28, 3), (7, 13, 5, 3), (100, 100, 64, 3),
+           (28, 28, (32, 64), 1), (48, 64, (64, 32), 3)]   # to non-square sizes: (h, w)
+  for h, w, s, c in cases:
     x = rs.randint(0, 256, (2, h, w, c)).astype(np.uint8)
-    t = tf.image.resize(tf.cast(x, tf.float32), (s, s), method="bilinear")
+    t = tf.image.resize(tf.cast(x, tf.float32), s if isinstance(s, tuple) else (s, s),
+                        method="bilinear")
     t = tf.cast(tf.clip_by_value(tf.round(t), 0, 255), tf.uint8).numpy()
     np.testing.assert_array_equal(resize.resize_bilinear(x, s), t)
   x = rs.randint(0, 256, (500, 40, 3)).astype(np.uint8)

@@ -62,12 +62,16 @@ class OneOf:
 @dataclasses.dataclass(frozen=True)
 class Field:
   """One config field: default value, one-line meaning, valid values and policies. The
-  type is the default's (an int field takes integers, a tuple field a tuple)."""
+  type is the default's (an int field takes integers, a tuple field a tuple), unless the
+  field is `literal`."""
   default: Any
   doc: str
   resume: bool = False      # may change when a run resumes
   population: bool = False  # may differ between members of a population
   rule: Any = None          # Range | OneOf | a function value -> problem text or None
+  # Any Python literal its rule accepts (an int or a pair): ml_collections types the field
+  # `object`, so `--config.F=32,64` parses as (32, 64) and a config file may assign either.
+  literal: bool = False
 
 
 def get_field(config, dotted: str):

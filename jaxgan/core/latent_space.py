@@ -23,6 +23,7 @@ from typing import Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 
 NORMS = ("channel", "autoencoder", "none")
@@ -99,7 +100,7 @@ def from_description(latent: dict, norm: str, decoder: str = "") -> LatentSpace:
   src = latent["image_source"]
   return LatentSpace(tuple(float(s) for s in shift), tuple(float(s) for s in scale),
                      decoder or enc["directory"], enc["weights_sha256"],
-                     (int(src["image_size"]), int(src["image_size"]), int(src["channels"])))
+                     (*sizes.hw(src["image_size"]), int(src["channels"])))
 
 
 def of(data, config) -> Optional[LatentSpace]:

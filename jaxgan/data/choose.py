@@ -11,12 +11,14 @@ Both paths give the same batches for the same data and seed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import re
 from typing import Callable, Optional, Tuple, Union
 
 from jaxgan.data import records, sources, stream
 from jaxgan.data.pipeline import Batches
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -85,7 +87,8 @@ def _count(d, kind: str, builder) -> int:
 
 def _cannot_stream(d, kind: str, builder, why: str) -> UserError:
   """The one-line error for a source that must stream but cannot."""
-  fix = (f"prepare it with `python -m jaxgan.data.prepare SRC OUT --size {d.image_size} "
+  fix = (f"prepare it with `python -m jaxgan.data.prepare SRC OUT --size "
+         f"{sizes.text(d.image_size)} "
          f"--channels {d.channels}` and set config.data.folder=OUT")
   if kind == "folder":
     what = f"config.data.folder={d.folder!r} is a plain image folder"
@@ -125,7 +128,7 @@ def plan(d, process_count: int = 1) -> Tuple[str, str]:
       raise _cannot_stream(d, kind, builder, "config.data.source='stream'")
     return "stream", ""
   count = _count(d, kind, builder)
-  per = d.image_size ** 2 * d.channels
+  per = math.prod(sizes.hw(d.image_size)) * d.channels
   if kind == "prepared":   # a latent dataset decodes to float32 means and stds
     per = records.decoded_bytes(records.read_manifest(d.folder), 1)
   need = -(-count // process_count) * per
@@ -151,13 +154,13 @@ def _tfds_stream(d, process_index: int, process_count: int) -> stream.StreamedDa
       num_classes, names = feat.num_classes, tuple(feat.names)
     except (KeyError, AttributeError):
       pass
-  spec = stream.Spec("tfds", d.image_size, d.channels, num_classes > 0,
+  spec = stream.Spec("tfds", sizes.hw(d.image_size), d.channels, num_classes > 0,
                      tfds=(d.name, d.split, d.data_dir, d.image_key, d.label_key))
   n = len(spec.open())
   n = min(n, d.max_examples) if d.max_examples else n
   lo, hi = n * process_index // process_count, n * (process_index + 1) // process_count
-  return stream.StreamedData(d.name, num_classes, names, (d.image_size, d.image_size,
-                                                          d.channels), hi - lo,
+  return stream.StreamedData(d.name, num_classes, names,
+                             (*sizes.hw(d.image_size), d.channels), hi - lo,
                              dataclasses.replace(spec, offset=lo))
 
 
@@ -200,7 +203,8 @@ def image_config(d):
     return d
   import copy  # pylint: disable=g-import-not-at-top
   src, out = m["image_source"], copy.deepcopy(d)
-  out.image_size, out.channels = int(src["image_size"]), int(src["channels"])
+  out.image_size = sizes.hw(src["image_size"])
+  out.channels = int(src["channels"])
   if src["kind"] == "tfds":
     out.folder, out.name, out.split, out.data_dir = "", src["name"], src["split"], src["data_dir"]
   else:

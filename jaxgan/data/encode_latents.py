@@ -30,14 +30,16 @@ from typing import Tuple
 
 import numpy as np
 
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 from jaxgan.data import image_files as prepare_lib
 from jaxgan.data import records, sources
 
 
-def load_source(src: str, size: int, channels: int, data_dir: str = "", labels: str = ""
+def load_source(src: str, size, channels: int, data_dir: str = "", labels: str = ""
                 ) -> Tuple[sources.ImageData, dict]:
-  """The images of SRC at size x size x channels, and how to find them again."""
+  """The images of SRC at size (one side or (h, w); 0: a prepared SRC's own) x channels,
+  and how to find them again."""
   if src.startswith("tfds:"):
     name, _, split = src[len("tfds:"):].partition(":")
     split = split or "train"
@@ -50,10 +52,10 @@ def load_source(src: str, size: int, channels: int, data_dir: str = "", labels: 
     if records.is_latent(m):
       raise UserError(f"SRC={src!r} is already a latent dataset; give the images it was "
                       f"made from ({m['image_source']}).")
-    for flag, want, have in (("--size", size, m["image_size"]),
+    for flag, want, have in (("--size", size and sizes.text(size), sizes.text(m["image_size"])),
                              ("encoder's channels", channels, m["channels"])):
       if want and want != have:
-        raise UserError(f"SRC={src!r} is prepared at {m['image_size']}x{m['image_size']}x"
+        raise UserError(f"SRC={src!r} is prepared at {sizes.times(m['image_size'])}x"
                         f"{m['channels']}, but {flag} asks for {want}; prepare the images "
                         "again at that size and channels, or drop --size.")
     return (sources.load_prepared(path, m["image_size"], m["channels"]),
@@ -114,7 +116,7 @@ def _write(tmp, means, stds, labels, shards):
   return files
 
 
-def prepare_latents(src: str, out: str, encoder: str, size: int = 0, channels: int = 0,
+def prepare_latents(src: str, out: str, encoder: str, size=0, channels: int = 0,
                     data_dir: str = "", labels: str = "", batch: int = 256, shards: int = 1,
                     overwrite: bool = False) -> dict:
   """Encodes SRC with the autoencoder in `encoder` into a latent dataset at `out`;
@@ -135,15 +137,18 @@ def prepare_latents(src: str, out: str, encoder: str, size: int = 0, channels: i
     raise UserError(f"--batch={batch} and --shards={shards} must be at least 1.")
   out_path = pathlib.Path(out).expanduser().absolute()
   prepare_lib.check_out(out_path, overwrite)
-  if size and size % cfg.downsampling:
-    raise UserError(f"--size={size}: the encoder in {encoder!r} downsamples "
-                    f"{cfg.downsampling}x, so the image size must be a multiple of "
+  if size and sizes.problem(size):
+    raise UserError(f"--size={size}: {sizes.problem(size)} (e.g. --size 64 or --size 32,64).")
+  size = sizes.hw(size) if size else 0
+  if size and (size[0] % cfg.downsampling or size[1] % cfg.downsampling):
+    raise UserError(f"--size={sizes.text(size)}: the encoder in {encoder!r} downsamples "
+                    f"{cfg.downsampling}x, so each side must be a multiple of "
                     f"{cfg.downsampling}.")
   data, image_source = load_source(src, size, channels, data_dir, labels)
-  size = data.image_shape[0]
-  if size % cfg.downsampling:   # a prepared source brings its own size
-    raise UserError(f"--size={size}: the encoder in {encoder!r} downsamples "
-                    f"{cfg.downsampling}x, so the image size must be a multiple of "
+  size = tuple(data.image_shape[:2])
+  if size[0] % cfg.downsampling or size[1] % cfg.downsampling:   # a prepared source's own
+    raise UserError(f"--size={sizes.text(size)}: the encoder in {encoder!r} downsamples "
+                    f"{cfg.downsampling}x, so each side must be a multiple of "
                     f"{cfg.downsampling}.")
   means, stds = encode_all(model, data.images, batch)
   mean_c, std_c = channel_statistics(means, stds)
@@ -156,12 +161,13 @@ def prepare_latents(src: str, out: str, encoder: str, size: int = 0, channels: i
     n = len(means)
     manifest = {
         "format": records.FORMAT, "version": records.VERSION, "kind": "latent", "count": n,
-        "image_size": size, "channels": channels, "latent_shape": list(means.shape[1:]),
+        "image_size": sizes.stored(size), "channels": channels,
+        "latent_shape": list(means.shape[1:]),
         "num_classes": data.num_classes, "class_names": list(data.class_names),
         "records": files,
         "record_counts": [n * (k + 1) // shards - n * k // shards for k in range(shards)],
         "sha256": records.sha256_of([os.path.join(tmp, f) for f in files]),
-        "source": src, "image_source": {**image_source, "image_size": size,
+        "source": src, "image_source": {**image_source, "image_size": sizes.stored(size),
                                         "channels": channels},
         "encoder": {"directory": os.path.abspath(encoder), "weights_sha256": sha,
                     "class_name": cfg.class_name, "scaling_factor": cfg.scaling_factor,

@@ -86,8 +86,9 @@ def labels_from_folders(names: List[str]) -> Tuple[Optional[List[int]], List[str
   return [index[p[0]] for p in parts], classes
 
 
-def load_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
-  """uint8 [size, size, channels]: Pillow conversion (as load_folder), bilinear resize."""
+def load_image(data: bytes, name: str, size, channels: int) -> np.ndarray:
+  """uint8 [h, w, channels] for size = h or (h, w): Pillow conversion (as load_folder),
+  bilinear resize."""
   import io  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:

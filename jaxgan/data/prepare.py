@@ -1,6 +1,6 @@
 """Turn a folder or zip of images into a prepared dataset (ArrayRecord files + manifest).
 
-  python -m jaxgan.data.prepare SRC OUT [--size S] [--channels 1|3] [--labels FILE.json]
+  python -m jaxgan.data.prepare SRC OUT [--size S|H,W] [--channels 1|3] [--labels FILE.json]
                                 [--shards N] [--overwrite]
   python -m jaxgan.data.prepare SRC OUT --encoder DIR ...   a latent dataset: SRC encoded
                                 by an autoencoder (jaxgan/data/encode_latents.py)
@@ -30,10 +30,11 @@ from jaxgan.data import records
 from jaxgan.data.image_files import (check_out, labels_from_folders,  # noqa: F401
                                      labels_from_json, list_images, load_image,
                                      move_into_place)
+from jaxgan.base import sizes
 from jaxgan.base.errors import EXIT_USAGE, UserError
 
 
-def _write(tmp: str, names, read, labels, size: int, channels: int, shards: int) -> List[str]:
+def _write(tmp: str, names, read, labels, size, channels: int, shards: int) -> List[str]:
   """The record files in `tmp`: contiguous runs of examples, `shards` files."""
   from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
   n, files = len(names), []
@@ -48,11 +49,15 @@ def _write(tmp: str, names, read, labels, size: int, channels: int, shards: int)
   return files
 
 
-def prepare(src: str, out: str, size: int = 64, channels: int = 3, labels: str = "",
+def prepare(src: str, out: str, size=64, channels: int = 3, labels: str = "",
             shards: int = 1, overwrite: bool = False) -> dict:
-  """Writes the prepared dataset to `out`; returns its manifest."""
-  if not 4 <= size <= 4096:
-    raise UserError(f"--size={size}: must be between 4 and 4096 (pixels per side).")
+  """Writes the prepared dataset to `out`; returns its manifest. `size` is one side (a
+  square) or (height, width): every image is resized to it, the aspect ratio not kept."""
+  problem = sizes.problem(size)
+  if problem:
+    raise UserError(f"--size={sizes.text(size) if isinstance(size, int) else size}: "
+                    f"{problem} (e.g. --size 64 or --size 32,64).")
+  size = sizes.hw(size)
   if channels not in (1, 3):
     raise UserError(f"--channels={channels}: must be 1 (grayscale) or 3 (RGB).")
   if shards < 1:
@@ -71,7 +76,7 @@ def prepare(src: str, out: str, size: int = 64, channels: int = 3, labels: str =
     n = len(names)
     manifest = {
         "format": records.FORMAT, "version": records.VERSION, "count": n,
-        "image_size": size, "channels": channels, "num_classes": len(class_names),
+        "image_size": sizes.stored(size), "channels": channels, "num_classes": len(class_names),
         "class_names": class_names, "records": files,
         "record_counts": [n * (k + 1) // shards - n * k // shards for k in range(shards)],
         "sha256": records.sha256_of([os.path.join(tmp, f) for f in files]),
@@ -95,8 +100,9 @@ def main(argv=None) -> int:
   p = _Parser(prog="python -m jaxgan.data.prepare", description=__doc__.split("\n\n")[0])
   p.add_argument("src", help="folder or .zip of images")
   p.add_argument("out", help="output directory (created)")
-  p.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE (default 64; "
-                 "with --encoder: required for a folder or TFDS source)")
+  p.add_argument("--size", default=None, help="resize to SIZE x SIZE, or to H,W (height, "
+                 "width: e.g. 32,64) (default 64; with --encoder: required for a folder or "
+                 "TFDS source)")
   p.add_argument("--channels", type=int, default=None, help="1 (grayscale) or 3 (RGB) "
                  "(default 3; with --encoder: the encoder's)")
   p.add_argument("--labels", default="", help='dataset.json: {"labels": [[path, int], ...]}')
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
       m = encode_latents.prepare_latents(
           args.src, args.out, args.encoder, args.size or 0, args.channels or 0, args.data_dir,
           args.labels, args.batch, args.shards, args.overwrite)
-      print(f"Encoded {m['count']} images of {m['image_size']}x{m['image_size']}x"
+      print(f"Encoded {m['count']} images of {sizes.times(m['image_size'])}x"
             f"{m['channels']} into latents of {'x'.join(map(str, m['latent_shape']))} "
             f"in {len(m['records'])} record file(s): {args.out} (encoder sha256 "
             f"{m['encoder']['weights_sha256'][:12]})")
@@ -124,7 +130,7 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USAGE
-  print(f"Prepared {m['count']} images of {m['image_size']}x{m['image_size']}x"
+  print(f"Prepared {m['count']} images of {sizes.times(m['image_size'])}x"
         f"{m['channels']}, {m['num_classes']} classes, in {len(m['records'])} record "
         f"file(s): {args.out} (sha256 {m['sha256'][:12]})")
   return 0

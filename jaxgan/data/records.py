@@ -7,10 +7,10 @@ with a dataset.json of labels) holds:
 - `data-00000-of-00004.array_record`, ... (shard index and shard count, five digits
   each): one record per example, in the sorted order of the source paths. A record is a
   4-byte little-endian int32 label (-1 when unlabelled) followed by the PNG bytes of an
-  image already resized to image_size x image_size with `channels` channels. Written
-  with group_size 1, so any record is read without decompressing its neighbours (random
-  access is what makes batch b a pure function of (seed, b) without holding the data in
-  memory).
+  image already resized to image_size (one side, or [height, width]: jaxgan/base/sizes.py)
+  with `channels` channels. Written with group_size 1, so any record is read without
+  decompressing its neighbours (random access is what makes batch b a pure function of
+  (seed, b) without holding the data in memory).
 - `manifest.json`: {"format": "jaxgan-prepared", "version", "count", "image_size",
   "channels", "num_classes", "class_names", "records", "record_counts", "sha256" (over the
   record files, in order), "source"}.
@@ -35,6 +35,7 @@ from typing import List, Sequence
 
 import numpy as np
 
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError, UserFileError
 
 FORMAT, VERSION = "jaxgan-prepared", 1
@@ -134,10 +135,11 @@ def sha256_of(paths: Sequence[str]) -> str:
   return h.hexdigest()
 
 
-def check_shape(manifest: dict, folder: str, image_size: int, channels: int) -> None:
+def check_shape(manifest: dict, folder: str, image_size, channels: int) -> None:
   """A prepared directory is used at the size and channels it was prepared with."""
-  for field, want, have, flag in (("image_size", image_size, manifest["image_size"], "--size"),
-                                  ("channels", channels, manifest["channels"], "--channels")):
+  for field, want, have, flag in (
+      ("image_size", sizes.text(image_size), sizes.text(manifest["image_size"]), "--size"),
+      ("channels", channels, manifest["channels"], "--channels")):
     if want != have:
       raise UserError(f"config.data.{field}={want}, but the prepared data in {folder!r} has "
                       f"{field} {have}; set --config.data.{field}={have}, or prepare the "
@@ -145,12 +147,13 @@ def check_shape(manifest: dict, folder: str, image_size: int, channels: int) -> 
 
 
 def decoded_bytes(manifest: dict, count: int = -1) -> int:
-  """Host memory the decoded examples take: count x S x S x C uint8 images, or count x 2
+  """Host memory the decoded examples take: count x H x W x C uint8 images, or count x 2
   float32 latents (mean and std)."""
   n = manifest["count"] if count < 0 else count
   if is_latent(manifest):
     return int(n) * 2 * 4 * int(np.prod(manifest["latent_shape"]))
-  return int(n) * manifest["image_size"] ** 2 * manifest["channels"]
+  h, w = sizes.hw(manifest["image_size"])
+  return int(n) * h * w * manifest["channels"]
 
 
 def open_source(folder: str, manifest: dict):

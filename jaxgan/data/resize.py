@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
@@ -32,11 +33,14 @@ def _axis_weights(in_size: int, out_size: int):
   return lower, upper, (x - floor).astype(np.float32)
 
 
-def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
-  """uint8 [B, H, W, C] -> uint8 [B, size, size, C], equal to tf.image.resize's bilinear."""
+def resize_bilinear(images: np.ndarray, size) -> np.ndarray:
+  """uint8 [B, H, W, C] -> uint8 [B, h, w, C] for size = h (square) or (h, w), equal to
+  tf.image.resize's bilinear (each axis is resized on its own: the aspect ratio is not
+  kept, as TF and torchvision's Resize((h, w)) do)."""
   x = images.astype(np.float32)
-  ylo, yhi, ylerp = _axis_weights(x.shape[1], size)
-  xlo, xhi, xlerp = _axis_weights(x.shape[2], size)
+  h, w = sizes.hw(size)
+  ylo, yhi, ylerp = _axis_weights(x.shape[1], h)
+  xlo, xhi, xlerp = _axis_weights(x.shape[2], w)
   xlerp = xlerp[None, None, :, None]
   top_rows, bottom_rows = x[:, ylo], x[:, yhi]
   top = top_rows[:, :, xlo] + (top_rows[:, :, xhi] - top_rows[:, :, xlo]) * xlerp
@@ -53,8 +57,9 @@ def rgb_to_gray(images: np.ndarray) -> np.ndarray:
   return np.clip(gray * np.float32(255.5), 0, 255).astype(np.uint8)
 
 
-def preprocess(images, image_size: int, channels: int) -> np.ndarray:
-  """uint8 [B,H,W,C] -> uint8 [B,S,S,channels]: channel conversion, then bilinear resize."""
+def preprocess(images, image_size, channels: int) -> np.ndarray:
+  """uint8 [B,H,W,C] -> uint8 [B,h,w,channels] for image_size = h (square) or (h, w):
+  channel conversion, then bilinear resize."""
   x = np.asarray(images)
   c = x.shape[-1]
   if c not in (1, 3, 4):
@@ -67,6 +72,6 @@ def preprocess(images, image_size: int, channels: int) -> np.ndarray:
     x = np.repeat(x, 3, axis=-1)
   elif channels not in (1, 3):
     raise UserError(f"config.data.channels must be 1 or 3, got {channels}.")
-  if tuple(x.shape[1:3]) != (image_size, image_size):
+  if tuple(x.shape[1:3]) != sizes.hw(image_size):
     x = resize_bilinear(x, image_size)
   return np.ascontiguousarray(x, dtype=np.uint8)

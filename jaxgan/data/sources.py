@@ -26,6 +26,7 @@ import numpy as np
 from jaxgan.data import records
 from jaxgan.data.image_files import IMAGE_EXTENSIONS
 from jaxgan.data.resize import preprocess  # noqa: F401  (TF-free; re-exported)
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError, UserFileError, did_you_mean
 
 EMBEDDED_DIR = pathlib.Path(__file__).parent / "embedded"
@@ -88,7 +89,7 @@ def _read_idx(path: pathlib.Path) -> np.ndarray:
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_embedded(image_size: int, channels: int, max_examples: int = 0) -> ImageData:
+def load_embedded(image_size, channels: int, max_examples: int = 0) -> ImageData:
   """The 10,000 Fashion-MNIST images shipped inside the package (MIT licence)."""
   images = _read_idx(EMBEDDED_DIR / "t10k-images-idx3-ubyte.gz")[..., None]
   labels = _read_idx(EMBEDDED_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
@@ -105,7 +106,7 @@ def _label_feature(features, label_key: str):
   return feat
 
 
-def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: int, *,
+def load_tfds(name: str, split: str, data_dir: str, image_size, channels: int, *,
               image_key: str = "image", label_key: str = "label", download: bool = False,
               max_examples: int = 0) -> ImageData:
   """Any TFDS image dataset by name (e.g. mnist, fashion_mnist, cifar10, celeb_a).
@@ -184,7 +185,7 @@ def load_tfds(name: str, split: str, data_dir: str, image_size: int, channels: i
                    num_classes, name, class_names)
 
 
-def load_folder(folder: str, image_size: int, channels: int, max_examples: int = 0) -> ImageData:
+def load_folder(folder: str, image_size, channels: int, max_examples: int = 0) -> ImageData:
   """Every PNG/JPEG/BMP/GIF below `folder` (sorted paths). When the images sit in two or
   more sub-folders, the sub-folder names are the class labels (as Keras'
   image_dataset_from_directory); otherwise the data is unlabelled."""
@@ -220,7 +221,7 @@ def load_folder(folder: str, image_size: int, channels: int, max_examples: int =
                    f"folder:{root.name}", tuple(classes) if labelled else ())
 
 
-def load_prepared(folder: str, image_size: int, channels: int, max_examples: int = 0):
+def load_prepared(folder: str, image_size, channels: int, max_examples: int = 0):
   """Every record of a prepared directory decoded into host memory (an ImageData): the
   default path for prepared data that fits in config.data.max_host_memory."""
   manifest = records.read_manifest(folder)
@@ -229,7 +230,7 @@ def load_prepared(folder: str, image_size: int, channels: int, max_examples: int
   source = records.open_source(folder, manifest)
   if records.is_latent(manifest):
     return _load_latents(folder, manifest, source, n)
-  images = np.empty((n, image_size, image_size, channels), np.uint8)
+  images = np.empty((n, *sizes.hw(image_size), channels), np.uint8)
   labels = np.empty((n,), np.int32)
   for lo in range(0, n, 4096):
     idx = list(range(lo, min(n, lo + 4096)))
@@ -298,7 +299,7 @@ def load(data_cfg, process_index: int = 0, process_count: int = 1) -> ImageData:
 
   With several processes, each one reads only its own shard: a `tfds.even_splits` part
   of the TFDS split, or a contiguous part of the embedded data or folder."""
-  size, ch, n = data_cfg.image_size, data_cfg.channels, data_cfg.max_examples
+  size, ch, n = sizes.hw(data_cfg.image_size), data_cfg.channels, data_cfg.max_examples
   sharded = False
   if data_cfg.folder and records.is_prepared(data_cfg.folder):  # python -m jaxgan.data.prepare
     data = load_prepared(data_cfg.folder, size, ch, n)

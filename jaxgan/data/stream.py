@@ -21,7 +21,7 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from jaxgan.data import records
 from jaxgan.data.pipeline import EpochSampler
 from jaxgan.data.resize import preprocess
 from jaxgan.data.sources import ImageData
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 
 BUFFER_PER_WORKER = 2   # batches each worker decodes ahead of the step
@@ -48,7 +49,7 @@ class Spec:
   """Where the examples of a streamed dataset are and how to decode them (picklable: it
   travels to the worker processes, which open their own readers)."""
   kind: str                      # "prepared" | "latent" | "tfds"
-  image_size: int
+  image_size: Any               # one side or (height, width) (jaxgan/base/sizes.py)
   channels: int
   labelled: bool
   paths: Tuple[str, ...] = ()    # prepared: the record files, in order
@@ -220,7 +221,7 @@ class StreamBatches:
     self._it, self._next = None, None
 
 
-def prepared_data(folder: str, image_size: int, channels: int, max_examples: int = 0,
+def prepared_data(folder: str, image_size, channels: int, max_examples: int = 0,
                   process_index: int = 0, process_count: int = 1,
                   labelled: bool = True) -> StreamedData:
   """A prepared directory as streamed data: this process's contiguous shard of it."""
@@ -233,7 +234,7 @@ def prepared_data(folder: str, image_size: int, channels: int, max_examples: int
   spec = Spec("latent" if latent else "prepared", image_size, channels, labelled,
               paths=tuple(records.record_paths(folder, m)), offset=lo,
               latent_shape=tuple(m["latent_shape"]) if latent else ())
-  shape = spec.latent_shape if latent else (image_size, image_size, channels)
+  shape = spec.latent_shape if latent else (*sizes.hw(image_size), channels)
   return StreamedData(records.dataset_name(folder), m["num_classes"] if labelled else 0,
                       tuple(m["class_names"]) if labelled else (), shape, hi - lo, spec,
                       latent=records.latent_description(m) if latent else None)

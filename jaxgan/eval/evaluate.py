@@ -75,7 +75,7 @@ def at_eval_size(config, data: ImageData, heldout: Optional[ImageData], log=prin
   loaded from the source at that size (not resampled twice); unchanged when it is 0 or the
   training size."""
   size = config.eval.image_size
-  if not size or size == data.image_shape[0]:
+  if not size or (size, size) == tuple(data.image_shape[:2]):
     return data, heldout
   import copy  # pylint: disable=g-import-not-at-top
   from jaxgan.data import sources  # pylint: disable=g-import-not-at-top

@@ -113,8 +113,8 @@ _CACHE: Dict[int, tuple] = {}
 
 
 def _image_size(gan: GAN) -> int:
-  """Pixels per side of the images G's outputs become (a latent GAN's: decoded)."""
-  return (gan.latent.image_shape if gan.latent is not None else gan.image_shape)[0]
+  """Pixels on the long side of the images G's outputs become (a latent GAN's: decoded)."""
+  return max((gan.latent.image_shape if gan.latent is not None else gan.image_shape)[:2])
 
 
 def fns(gan: GAN):

@@ -8,6 +8,7 @@ import html
 import json
 import os
 
+from jaxgan.base import sizes
 from jaxgan.eval.visualize import plot_metrics, read_jsonl
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -101,7 +102,7 @@ def _latent(cfg: dict) -> list:
   shape = "x".join(str(d) for d in m["latent_shape"])
   norm = cfg.get("data", {}).get("latent_norm", "channel")
   return [f"<h2>Latent run</h2><p>G and D work on {shape} latents of {m['count']} images "
-          f"({m['image_size']}x{m['image_size']}x{m['channels']}) encoded by "
+          f"({sizes.times(m['image_size'])}x{m['channels']}) encoded by "
           f"{html.escape(enc['directory'])} (weights sha256 {enc['weights_sha256'][:12]}), "
           f"normalised with data.latent_norm={html.escape(norm)}; every grid, sample and "
           f"metric here is of images decoded by {html.escape(decoder)}.</p>"]

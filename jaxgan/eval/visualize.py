@@ -49,7 +49,7 @@ def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
 
 def save_grid(images: np.ndarray, path: str, ncol: Optional[int] = None) -> str:
   """Saves uint8 images as a grid PNG; small images are enlarged (nearest) for viewing."""
-  return save_png(grid(images, ncol), path, scale=max(1, 112 // images.shape[1]))
+  return save_png(grid(images, ncol), path, scale=max(1, 112 // max(images.shape[1:3])))
 
 
 def read_jsonl(path: str) -> list:

@@ -46,6 +46,7 @@ import optax
 from flax import nnx
 
 from jaxgan import data as data_lib
+from jaxgan.base import sizes
 from jaxgan.base.errors import Preempted, UserError
 from jaxgan.config import config_from_dict, config_to_dict, incompatible_fields
 from jaxgan.core.train_step import to_float   # uint8 -> [-1, 1], as the GAN's step
@@ -121,9 +122,9 @@ def _check_data(cfg: ae.AEConfig, data) -> None:
   h, w, _ = data.image_shape
   f = cfg.downsampling
   if h % f or w % f:
-    raise UserError(f"config.data.image_size={h}: an autoencoder of "
+    raise UserError(f"config.data.image_size={sizes.text((h, w))}: an autoencoder of "
                     f"{len(cfg.block_out_channels)} levels halves it {f.bit_length() - 1} "
-                    f"times, so it must be a multiple of {f}; set data.image_size to one "
+                    f"times, so each side must be a multiple of {f}; set data.image_size to one "
                     "(e.g. 32) or change autoencoder.block_out_channels.")
 
 

@@ -28,7 +28,7 @@ from jaxgan.run import compile_cache, init_from, program_cache
 from jaxgan import data as data_lib
 from jaxgan.core import multistep, regularizers
 from jaxgan.run import population as pop_lib
-from jaxgan.base import sharding
+from jaxgan.base import sharding, sizes
 from jaxgan.core import state as state_lib, train_step as ts
 from jaxgan.run import platform, stopping
 from jaxgan.eval import visualize
@@ -135,7 +135,8 @@ class Run:
     for e in self.gan.regularizers:
       if e.auto:
         d = self.config.data
-        _say(f"Regularizer {e.name}: weight 'auto' = 0.0002 x {d.image_size}^2 / "
+        h, w = sizes.hw(d.image_size)
+        _say(f"Regularizer {e.name}: weight 'auto' = 0.0002 x {h} x {w} / "
              f"{d.batch_size} = {e.weight:.6g} (StyleGAN2-ADA's heuristic gamma).")
     step = ts.make_train_step(self.gan, self.config)
     states = [s for _, s in built]

@@ -9,6 +9,7 @@ import itertools
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from jaxgan import config as config_lib
 from jaxgan.base.errors import UserError
 
 Trial = Dict[str, object]
@@ -78,7 +79,7 @@ def select(trials: List[Trial], trial_index: Optional[int] = None, num_shards: i
 
 def apply(config, overrides: Trial):
   """A copy of `config` with dotted-field overrides; unknown fields are errors."""
-  c = config.copy_and_resolve_references()
+  c = config_lib.resolved_copy(config)
   for k, v in overrides.items():
     node = c
     parts = k.split(".")

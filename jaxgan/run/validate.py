@@ -12,6 +12,7 @@ from typing import Callable, List
 import ml_collections
 
 from jaxgan import config as C
+from jaxgan.base import sizes
 from jaxgan.base.errors import UserError
 
 
@@ -88,7 +89,7 @@ def _architecture(c):
   arch = models.ARCHITECTURES.get(c.model.arch)
   latent = data_lib.latent_manifest(c.data)   # a latent dataset: G makes its latents
   shape = (tuple(latent["latent_shape"]) if latent is not None
-           else (c.data.image_size, c.data.image_size, c.data.channels))
+           else (*sizes.hw(c.data.image_size), c.data.channels))
   if arch.check is not None:
     try:
       arch.check(c.model, shape)
@@ -200,5 +201,6 @@ def validate(config) -> None:
                     "ml_collections.ConfigDict; start from configs/default.py's get_config() "
                     "and override its fields, as configs/gan.py does.")
   C.check_fields(config)
+  config.data.image_size = sizes.canonical(config.data.image_size)   # one spelling
   for check in CROSS_CHECKS:
     check(config)

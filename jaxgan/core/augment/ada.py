@@ -31,6 +31,8 @@ Where we differ from the reference, on purpose:
 - Examples that drew no geometric (or no colour) transformation keep their pixels exactly;
   the reference passes the whole batch through the up/down filters whenever any geometric
   transform is enabled. That makes p = 0 an exact identity, and skips nothing else.
+- A non-square image is turned by 0 or 180 degrees only (`rotate90`): a quarter turn
+  would not fit its frame.
 - The padding is the reference's largest margin (size - 1 per side) for every batch, so
   that shapes are static; the reference computes a smaller margin per batch that covers the
   same sampled points. The values are the same; the memory grows with the image (at 256^2
@@ -77,11 +79,16 @@ def xflip(key, x, p):
 
 
 def rotate90(key, x, p):
-  """Counter-clockwise by 90 degrees times i, i uniform in {0, 1, 2, 3} (square images)."""
+  """Counter-clockwise by 90 degrees times i, i uniform in {0, 1, 2, 3}. A non-square
+  image takes only the turns that keep its frame, 0 or 180 degrees (uniform): a quarter
+  turn of a 32x64 image does not fit in 32x64, and the reference, which resamples it into
+  the frame, crops half of it and fills the rest by reflection."""
   kv, kp = _keys(key, "rotate90")
-  n = x.shape[0]
-  i = jnp.floor(jax.random.uniform(kv, (n,)) * 4).astype(jnp.int32)
+  n, h, w = x.shape[:3]
+  i = jnp.floor(jax.random.uniform(kv, (n,)) * (4 if h == w else 2)).astype(jnp.int32)
   i = jnp.where(_coin(kp, n, p), i, 0)
+  if h != w:
+    return jnp.where((i == 1)[:, None, None, None], x[:, ::-1, ::-1], x)
   rots = jnp.stack([jnp.rot90(x, k, axes=(1, 2)) for k in range(4)])
   return rots[i, jnp.arange(n)]
 
@@ -297,13 +304,11 @@ def ada(key, x, p, ada_ops: str = GROUPS):
   """The pipeline with probability p (a scalar array): blitting, geometric, colour, each
   group only if its letter is in `ada_ops`. With p <= 0 nothing is computed."""
   ops = ada_ops
-  h, w = x.shape[1:3]
 
   def run(x):
     if "b" in ops:
       x = xflip(key, x, p)
-      if h == w:
-        x = rotate90(key, x, p)
+      x = rotate90(key, x, p)
       x = int_translate(key, x, p)
     if "g" in ops:
       x = geometric(key, x, p)

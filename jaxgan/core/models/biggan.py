@@ -16,6 +16,10 @@ Discriminator: the SNGAN ResNet discriminator (jaxgan/core/models/resnet.py) wit
 after block `d_attention`; projection or AC head. CIFAR-10 (StudioGAN's BigGAN.yaml): z 80
 (4 chunks of 20), shared embedding 128, g_conv_dim = d_conv_dim = 96 (G 384 wide, D 192),
 attention at 16 x 16 in both, orthogonal initialisation, hinge loss, 5 D steps.
+
+Non-square images (config.data.image_size=H,W), as the SNGAN ResNet's: the short side picks
+the row of resnet.G_WIDTHS, and the first linear map gives an (H / 2**n) x (W / 2**n) grid
+at the image's aspect ratio (32x64: 4x8) instead of 4x4 (resnet.grid).
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class BigGANGenerator(nnx.Module):
                shared_dim: int = 128, attention: int = 2, spectral_norm: bool = True,
                act: str = "relu", conditioning: str = "none", num_classes: int = 0,
                init: str = "ortho", rngs: nnx.Rngs):
-    size, _, c = image_shape
+    (size, self.grid), c = R.grid(image_shape, "biggan"), image_shape[2]
     widths = [base_features * m for m in R.G_WIDTHS[size]]
     self.n_chunks = len(widths)        # one per up-block, plus the first linear map
     self.chunk = latent_dim // self.n_chunks
@@ -83,7 +87,8 @@ class BigGANGenerator(nnx.Module):
     self.shared = (nnx.Embed(num_classes, shared_dim, rngs=rngs, **L.embed_init(init))
                    if conditional else None)
     cond_dim = self.chunk + (shared_dim if conditional else 0)
-    self.linear = L.maybe_spectral(nnx.Linear(self.chunk, 16 * widths[0], rngs=rngs,
+    area = self.grid[0] * self.grid[1]
+    self.linear = L.maybe_spectral(nnx.Linear(self.chunk, area * widths[0], rngs=rngs,
                                               **L.init_kwargs(init, self.chunk)),
                                    spectral_norm, rngs)
     blocks = []
@@ -100,7 +105,7 @@ class BigGANGenerator(nnx.Module):
     L.check_labels(labels, self.conditioning, "generator")
     f = lambda layer, v: L.call_layer(layer, v, train=train)
     zs = jnp.split(z, self.n_chunks, axis=-1)
-    h = f(self.linear, zs[0]).reshape((z.shape[0], 4, 4, self.c0))
+    h = f(self.linear, zs[0]).reshape((z.shape[0], *self.grid, self.c0))
     y = None if self.shared is None else self.shared(labels)
     chunks = iter(zs[1:])
     for block in self.blocks:
@@ -128,7 +133,7 @@ def build(cfg, image_shape, num_classes, rngs):
 
 def check(cfg, image_shape):
   R.check(cfg, image_shape, "biggan")   # sizes, conditioning, norms: as the SNGAN ResNet
-  size, m = image_shape[0], cfg.biggan
+  size, m = min(image_shape[0], image_shape[1]), cfg.biggan
   n = len(R.G_WIDTHS[size])
   if cfg.latent_dim % n:
     raise UserError(f"config.model.latent_dim={cfg.latent_dim}: BigGAN splits z into {n} "

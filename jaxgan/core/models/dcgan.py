@@ -8,6 +8,11 @@ The image side must be s0 * 2**n with s0 in {4, 7} or any other small start size
   flat features, reshape.
 * head "conv": Conv(1, k=s0, valid) -> 1x1 logit; head "dense": flatten, Dense(1).
 
+Non-square images (config.data.image_size=H,W): the short side follows the rule above and
+both sides must be divisible by 2**n, so the stem and the head work at the image's aspect
+ratio, an (H / 2**n) x (W / 2**n) grid (32x64 with start 4: a 4x8 ConvT kernel and conv
+head), and every layer between is the square network's (layers.start_grid).
+
 Upsampling is ConvT(k4, s2, same) or, with `upsample="resize"`, nearest-neighbour x2 followed
 by Conv(k4, s1, same) (Odena et al. 2016, "Deconvolution and checkerboard artifacts").
 Convolutions are `layers.Conv2D` / `layers.ConvTranspose2D`, whose backward passes (of any
@@ -25,20 +30,27 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.base.schema import Field, OneOf, Range
-from jaxgan.base.errors import UserError
 from jaxgan.core.models import Architecture, ARCHITECTURES
 from jaxgan.core.models import layers as L
 
 
-def plan(image_size: int, start_size: int) -> int:
-  """Number of x2 resolution steps between start_size and image_size."""
-  n = math.log2(image_size / start_size) if image_size % start_size == 0 else -1
-  if n < 1 or n != int(n):
-    raise ValueError(
-        f"DCGAN needs image_size = start_size * 2**n with n >= 1; got image_size="
-        f"{image_size}, start_size={start_size}. Use e.g. 28 with start 7, or 32/64 with "
-        "start 4 (config.model.start_size).")
-  return int(n)
+def steps(side: int, start_size: int) -> int | None:
+  """Number of x2 resolution steps between start_size and the short side; None if none."""
+  n = math.log2(side / start_size) if side % start_size == 0 else -1
+  return int(n) if n >= 1 and n == int(n) else None
+
+
+def plan(image_shape: Sequence[int], start_size: int) -> tuple:
+  """(n, (sh, sw)): x2 steps and the stem's / head's grid (start_size on the short side);
+  a one-line UserError (a ValueError) for a size DCGAN cannot build."""
+  short = min(image_shape[0], image_shape[1])
+  n = steps(short, start_size)
+  a = start_size * 2 ** max(1, round(math.log2(max(short / start_size, 1))))
+  grid = L.start_grid(
+      "dcgan", image_shape, n, "needs image_size = start_size * 2**n (n >= 1) on the short "
+      f"side, config.model.dcgan.start_size={start_size}", f"{a} or {a},{2 * a} (28 with "
+      "start 7, 32/64 with start 4), or set config.model.dcgan.start_size")
+  return n, grid
 
 
 class DCGANGenerator(nnx.Module):
@@ -49,30 +61,27 @@ class DCGANGenerator(nnx.Module):
                act: str = "leaky_relu", norm: str = "batch", conditioning: str = "none",
                num_classes: int = 0, embed_dim: int = 32, init: str = "pytorch",
                rngs: nnx.Rngs):
-    h, w, c = image_shape
-    if h != w:
-      raise ValueError(f"DCGAN expects square images, got {h}x{w}.")
+    c = image_shape[2]
     if stem not in ("convt", "dense"):
       raise ValueError(f"Unknown generator stem {stem!r}; valid: convt, dense.")
     if upsample not in ("transpose", "resize"):
       raise ValueError(f"Unknown upsample {upsample!r}; valid: transpose, resize.")
-    n_up = plan(h, start_size)
+    n_up, grid = plan(image_shape, start_size)
     self.latent_dim = latent_dim
-    self.start_size, self.stem, self.upsample = start_size, stem, upsample
+    self.grid, self.stem, self.upsample = grid, stem, upsample
     self.act = L.activation(act)
     self.cond = L.GeneratorCondition(conditioning, num_classes, embed_dim, rngs=rngs)
     in_dim = latent_dim + self.cond.dim
     feats = [base_features * 2 ** i for i in reversed(range(n_up))]  # e.g. 512..64
     bias = norm != "batch"
-    self.stem_features = feats[0]
+    self.stem_features, area = feats[0], grid[0] * grid[1]
     if stem == "convt":
       self.stem_layer = L.ConvTranspose2D(
-          in_dim, feats[0], start_size, padding="VALID", use_bias=bias,
-          rngs=rngs, **L.init_kwargs(init, in_dim * start_size ** 2,
-                                     transpose_fan_in=feats[0] * start_size ** 2))
+          in_dim, feats[0], grid, padding="VALID", use_bias=bias,
+          rngs=rngs, **L.init_kwargs(init, in_dim * area, transpose_fan_in=feats[0] * area))
       self.stem_norm = L.Norm(norm, feats[0], spatial=True, rngs=rngs)
     else:
-      n = start_size * start_size * feats[0]
+      n = area * feats[0]
       self.stem_layer = nnx.Linear(in_dim, n, use_bias=bias, rngs=rngs,
                                    **L.init_kwargs(init, in_dim))
       self.stem_norm = L.Norm(norm, n, spatial=False, rngs=rngs)
@@ -92,13 +101,13 @@ class DCGANGenerator(nnx.Module):
 
   def __call__(self, z, labels=None, *, train: bool):
     h = self.cond(z, labels)
-    b, s = z.shape[0], self.start_size
+    b = z.shape[0]
     if self.stem == "convt":
       h = self.stem_layer(h.reshape((b, 1, 1, -1)))
       h = self.act(self.stem_norm(h, train=train))
     else:
       h = self.act(self.stem_norm(self.stem_layer(h), train=train))
-      h = h.reshape((b, s, s, self.stem_features))
+      h = h.reshape((b, *self.grid, self.stem_features))
     for i, up in enumerate(self.ups):
       if self.upsample == "resize":
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
@@ -114,15 +123,15 @@ class DCGANDiscriminator(nnx.Module):
                norm: str = "batch", dropout: float = 0.0, spectral_norm: bool = False,
                conditioning: str = "none", num_classes: int = 0, init: str = "pytorch",
                rngs: nnx.Rngs):
-    h, w, c = image_shape
+    c = image_shape[2]
     if head not in ("conv", "dense"):
       raise ValueError(f"Unknown discriminator head {head!r}; valid: conv, dense.")
-    n_down = plan(h, start_size)
+    n_down, grid = plan(image_shape, start_size)
+    area = grid[0] * grid[1]
     self.head = head
     self.act = L.activation(act)
     feats = [base_features * 2 ** i for i in range(n_down)]  # e.g. 64..512
-    self.cond = L.DiscriminatorCondition(conditioning, num_classes,
-                                         start_size * start_size * feats[-1],
+    self.cond = L.DiscriminatorCondition(conditioning, num_classes, area * feats[-1],
                                          spectral_norm=spectral_norm, rngs=rngs)
     bias = norm != "batch"
     convs, norms = [], []
@@ -136,10 +145,10 @@ class DCGANDiscriminator(nnx.Module):
     self.convs, self.norms = nnx.List(convs), nnx.List(norms)
     self.dropout = L.Dropout(dropout) if dropout > 0 else None
     if head == "conv":
-      out = L.Conv2D(feats[-1], 1, start_size, padding="VALID", rngs=rngs,
-                     **L.init_kwargs(init, feats[-1] * start_size ** 2))
+      out = L.Conv2D(feats[-1], 1, grid, padding="VALID", rngs=rngs,
+                     **L.init_kwargs(init, feats[-1] * area))
     else:
-      n = start_size * start_size * feats[-1]
+      n = area * feats[-1]
       out = nnx.Linear(n, 1, rngs=rngs, **L.init_kwargs(init, n))
     self.out = L.maybe_spectral(out, spectral_norm, rngs)
 
@@ -177,13 +186,7 @@ def build(cfg, image_shape, num_classes, rngs):
 
 
 def check(cfg, image_shape):
-  h, w, _ = image_shape
-  if h != w:
-    raise UserError(f"DCGAN expects square images, got {h}x{w}.")
-  try:
-    plan(h, cfg.dcgan.start_size)
-  except ValueError as e:
-    raise UserError(f"{e} (config.data.image_size, config.model.dcgan.start_size)") from None
+  plan(image_shape, cfg.dcgan.start_size)   # a one-line UserError for a size it cannot build
 
 
 ARCHITECTURES.register("dcgan", Architecture(build, check=check, fields={

@@ -30,6 +30,9 @@ e(y) = EqualLinear(SiLU(EqualLinear(embedding(y)))) 2048-wide (projection), or a
 1 (unconditional, our addition: the reference is class-conditional only). With `repa_dim`
 > 0 D also has the reference's REPA projector (an H -> 2048 -> 2048 -> repa_dim MLP).
 
+Square images only: the reference builds them, and a non-square config.data.image_size is
+refused in one line (layers.check_square).
+
 Differences from the reference, on purpose: G's noise-image patch embedding, whose output
 the reference multiplies by 0, is not built (4 p^2 C H + H parameters fewer); the sin-cos
 tables are constants, not frozen parameters (the reference counts them in parameters());
@@ -283,6 +286,7 @@ def build(cfg, image_shape, num_classes, rngs):
 
 def check(cfg, image_shape):
   m = cfg.gat
+  L.check_square("gat", image_shape)
   h, w = image_shape[0], image_shape[1]
   if h % m.patch or w % m.patch:
     raise UserError(f"config.model.gat.patch={m.patch} does not divide the {h}x{w} images; "

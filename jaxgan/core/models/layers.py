@@ -166,17 +166,57 @@ def check_plain(cfg, arch: str, why: str, how: str):
                     f"architecture conditions {how}; use 'projection' or 'none'.")
 
 
-def check_stages(arch: str, n: int, base: int, image_shape):
-  """A pyramid of `n` stages from `base` px, doubling per stage, must build the (square)
-  image size: a one-line error naming config.model.<arch>.widths otherwise."""
+NON_SQUARE = "dcgan, resnet, biggan, stylegan2, r3gan, mlp"   # archs that take H != W
+
+
+def size_text(image_shape) -> str:
+  """config.data.image_size as the user writes it: one side (32) or height,width (32,64)."""
+  from jaxgan.base import sizes  # pylint: disable=g-import-not-at-top
+  return sizes.text(tuple(image_shape[:2]))
+
+
+def start_grid(arch: str, image_shape, n: int | None, rule: str, example: str):
+  """(sh, sw): the grid of the first layer of a pyramid of `n` x2 steps up to the image
+  (G's constant, basis, first linear map or transposed conv is made at it; D's last layer
+  reads it). Non-square images keep each architecture's square rule on the short side (the
+  caller's `n`, None where the short side breaks `rule`) and need both sides divisible by
+  2**n, so the grid has the image's aspect ratio: a 256x512 StyleGAN2 starts from a 4x8
+  constant, as the non-square StyleGAN2/3 forks build it. A square image gets (s, s), the
+  square network unchanged. Raises a one-line UserError naming config.data.image_size."""
   from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   h, w = image_shape[0], image_shape[1]
+  head = f"config.data.image_size={size_text(image_shape)}: the {arch} architecture {rule}"
+  if n is None:
+    raise UserError(f"{head}; use e.g. {example}.")
+  f = 2 ** n
+  if h % f or w % f:
+    fit = (h, w // f * f) if h < w else (h // f * f, w)
+    raise UserError(f"{head}, and both sides divisible by 2**{n} = {f} (its {n} x2 steps); "
+                    f"use e.g. {size_text(fit)}.")
+  return h // f, w // f
+
+
+def check_square(arch: str, image_shape):
+  """Refuses non-square images, in one line, for an architecture whose reference builds
+  square ones only."""
+  from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
+  h, w = image_shape[0], image_shape[1]
+  if h != w:
+    raise UserError(f"config.data.image_size={h},{w}: the {arch} architecture builds square "
+                    f"images only (as its reference); use one side, e.g. {min(h, w)}, or an "
+                    f"architecture that takes height,width: {NON_SQUARE}.")
+
+
+def check_stages(arch: str, n: int, base: int, image_shape):
+  """A pyramid of `n` stages from `base` px on the short side, doubling per stage, must
+  build the image: its start grid (start_grid), or a one-line error naming
+  config.data.image_size and config.model.<arch>.widths."""
   size = base * 2 ** (n - 1)
-  if h != w or h != size:
-    raise UserError(
-        f"config.model.{arch}.widths has {n} stages, which build {size} px images ({base} "
-        f"px, then x2 per stage); the data is {h}x{w}. Give one width per resolution or "
-        "set config.data.image_size.")
+  rule = (f"with config.model.{arch}.widths of {n} stages, which build {size} px images "
+          f"({base} px, then x2 per stage), needs a short side of {size}")
+  ok = min(image_shape[0], image_shape[1]) == size
+  return start_grid(arch, image_shape, n - 1 if ok else None, rule,
+                    f"{size} or {size},{2 * size}, or one width per resolution")
 
 
 def check_labels(labels, conditioning: str, who: str):
@@ -308,10 +348,16 @@ def embed_init(init: str) -> dict:
   return {}
 
 
-class _ConvParams(nnx.Module):
-  """Kernel (k, k, a, b), optional bias (out_features) and the geometry of a convolution."""
+def pair(k) -> tuple:
+  """A kernel size as (kh, kw): an int is square; DCGAN's stem and head take (sh, sw), the
+  start grid of a non-square image (start_grid)."""
+  return (k, k) if isinstance(k, int) else tuple(k)
 
-  def __init__(self, kernel_shape, out_features: int, kernel_size: int, stride: int,
+
+class _ConvParams(nnx.Module):
+  """Kernel (kh, kw, a, b), optional bias (out_features) and the geometry of a convolution."""
+
+  def __init__(self, kernel_shape, out_features: int, kernel_size, stride: int,
                padding: str, use_bias: bool, kernel_init, bias_init, rngs: nnx.Rngs):
     if padding not in ("SAME", "VALID"):
       raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}.")
@@ -329,19 +375,18 @@ class Conv2D(_ConvParams):
   """A 2-D convolution (NHWC, kernel HWIO) on `convs.conv`: fast backward of any order.
 
   padding "SAME" (TF/Flax; symmetric for k4/s2 on even sizes, i.e. PyTorch padding=1) or
-  "VALID"."""
+  "VALID". `kernel_size`: k, or (kh, kw)."""
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
+  def __init__(self, in_features: int, out_features: int, kernel_size, *,
                stride: int = 1, padding: str = "SAME", use_bias: bool = True,
                kernel_init=None, bias_init=None, rngs: nnx.Rngs):
-    k = kernel_size
-    super().__init__((k, k, in_features, out_features), out_features, k, stride, padding,
-                     use_bias, kernel_init, bias_init, rngs)
+    super().__init__((*pair(kernel_size), in_features, out_features), out_features,
+                     kernel_size, stride, padding, use_bias, kernel_init, bias_init, rngs)
 
   def __call__(self, x):
-    k, s = self.kernel_size, self.stride
+    ks, s = pair(self.kernel_size), self.stride
     if self.padding == "SAME":
-      pad = tuple(convs.same_padding(n, k, s) for n in x.shape[1:3])
+      pad = tuple(convs.same_padding(n, k, s) for n, k in zip(x.shape[1:3], ks))
     else:
       pad = ((0, 0), (0, 0))
     return self._add_bias(convs.conv(x, self.kernel[...].astype(x.dtype), (s, s), pad))
@@ -350,22 +395,22 @@ class Conv2D(_ConvParams):
 class ConvTranspose2D(_ConvParams):
   """The adjoint of a Conv2D (PyTorch ConvTranspose2d semantics) on `convs.conv_transpose`:
   "SAME" multiplies the size by `stride`; "VALID" maps n -> (n - 1) * stride + k.
-  The kernel has the shape of the convolution it is the adjoint of: (k, k, out, in)."""
+  The kernel has the shape of the convolution it is the adjoint of: (kh, kw, out, in);
+  `kernel_size`: k, or (kh, kw)."""
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
+  def __init__(self, in_features: int, out_features: int, kernel_size, *,
                stride: int = 1, padding: str = "SAME", use_bias: bool = True,
                kernel_init=None, bias_init=None, rngs: nnx.Rngs):
-    k = kernel_size
-    super().__init__((k, k, out_features, in_features), out_features, k, stride, padding,
-                     use_bias, kernel_init, bias_init, rngs)
+    super().__init__((*pair(kernel_size), out_features, in_features), out_features,
+                     kernel_size, stride, padding, use_bias, kernel_init, bias_init, rngs)
 
   def __call__(self, h):
-    k, s = self.kernel_size, self.stride
+    ks, s = pair(self.kernel_size), self.stride
     if self.padding == "SAME":
       out_hw = (h.shape[1] * s, h.shape[2] * s)
-      pad = tuple(convs.same_padding(n, k, s) for n in out_hw)
+      pad = tuple(convs.same_padding(n, k, s) for n, k in zip(out_hw, ks))
     else:
-      out_hw = ((h.shape[1] - 1) * s + k, (h.shape[2] - 1) * s + k)
+      out_hw = tuple((n - 1) * s + k for n, k in zip(h.shape[1:3], ks))
       pad = ((0, 0), (0, 0))
     return self._add_bias(
         convs.conv_transpose(h, self.kernel[...].astype(h.dtype), (s, s), pad, out_hw))

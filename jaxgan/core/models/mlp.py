@@ -3,7 +3,8 @@
 Images are flattened to H*W*C, the generator ends in tanh (data in [-1, 1]) and the
 discriminator returns one logit per example (the sigmoid lives in the loss, where it is
 numerically stable), plus class logits for an AC-GAN. Conditioning: see
-`layers.GeneratorCondition` / `layers.DiscriminatorCondition`.
+`layers.GeneratorCondition` / `layers.DiscriminatorCondition`. Any H x W, square or not
+(config.data.image_size=H,W): the pixels are flattened, so nothing depends on the shape.
 """
 from __future__ import annotations
 

@@ -19,6 +19,12 @@ a linear map to one logit, or, for class-conditional models, to a vector whose i
 product with embed(y) is the logit. The discriminator's widths and cardinalities are the
 generator's in reverse.
 
+Non-square images (config.data.image_size=H,W): the short side is 4 * 2**(stages - 1) and
+both sides are divisible by 2**(stages - 1), so G's basis and D's depthwise basis are
+(H / 2**(stages-1)) x (W / 2**(stages-1)) at the image's aspect ratio (32x64 from 4 stages:
+4x8) instead of 4x4, as the non-square StyleGAN2/3 forks make their constant
+(layers.check_stages, layers.start_grid); every other layer is the square network's.
+
 The reference runs some stages in bfloat16 on GPUs; these are float32 (config.train.dtype
 is issue 22's). Resampling is written as two small matrix products per image (exact
 upfirdn2d with zero padding), which XLA differentiates to any order (R1 / R2 need two).
@@ -128,13 +134,13 @@ class R3GANGenerator(nnx.Module):
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, widths, cardinality,
                blocks, expansion: int = 2, embed_dim: int = 64, conditioning: str = "none",
                num_classes: int = 0, rngs: nnx.Rngs):
-    c_img = image_shape[2]
+    c_img, grid = image_shape[2], L.check_stages("r3gan", len(widths), 4, image_shape)
     self.conditioning, self.widths = conditioning, tuple(widths)
     total = sum(blocks)
     self.embed = (nnx.Param(msr(rngs.params(), (num_classes, embed_dim), num_classes, 1.0))
                   if conditioning != "none" else None)
     in_dim = latent_dim + (embed_dim if self.embed is not None else 0)
-    self.basis = nnx.Param(jax.random.normal(rngs.params(), (4, 4, widths[0]), jnp.float32))
+    self.basis = nnx.Param(jax.random.normal(rngs.params(), (*grid, widths[0]), jnp.float32))
     self.basis_linear = Conv1x1(in_dim, widths[0], 1.0, rngs)
     self.transitions = nnx.List([Conv1x1(a, b, 1.0, rngs) if a != b else None
                                  for a, b in zip(widths[:-1], widths[1:])])
@@ -161,6 +167,7 @@ class R3GANDiscriminator(nnx.Module):
   def __init__(self, image_shape: Sequence[int], *, widths, cardinality, blocks,
                expansion: int = 2, embed_dim: int = 0, conditioning: str = "none",
                num_classes: int = 0, rngs: nnx.Rngs):
+    grid = L.check_stages("r3gan", len(widths), 4, image_shape)
     widths, cardinality, blocks = (tuple(reversed(t)) for t in (widths, cardinality, blocks))
     self.conditioning = conditioning
     total = sum(blocks)
@@ -170,7 +177,8 @@ class R3GANDiscriminator(nnx.Module):
     self.transitions = nnx.List([Conv1x1(a, b, 1.0, rngs) if a != b else None
                                  for a, b in zip(widths[:-1], widths[1:])])
     c = widths[-1]
-    self.basis = nnx.Param(msr(rngs.params(), (4, 4, c), 16, 1.0))   # depthwise 4x4
+    area = grid[0] * grid[1]
+    self.basis = nnx.Param(msr(rngs.params(), (*grid, c), area, 1.0))   # depthwise, start grid
     conditional = conditioning != "none"
     out = (embed_dim or c) if conditional else 1
     self.linear = Conv1x1(c, out, 1.0, rngs)

@@ -26,6 +26,9 @@ R3GAN); where the width changes (FFHQ-256's 512 -> 256 -> 128), the reference's 
 resamplers: channels repeated and pixel-shuffled (up) or pixel-unshuffled and averaged
 (down), with a [1, 2, 1] x [1, 2, 1] / 16 blur.
 
+Square images only: the reference builds them, and a non-square config.data.image_size is
+refused in one line (layers.check_square); R3GAN takes height,width.
+
 Differences from the reference, on purpose: float32 throughout unless config.train.dtype
 says otherwise (the reference runs G after its head and D before its head in bfloat16); its
 unused modulation and attention paths (no preset builds them) are not built.
@@ -236,6 +239,7 @@ def build(cfg, image_shape, num_classes, rngs):
 def check(cfg, image_shape):
   m = cfg.r3gan2
   n = len(m.widths)
+  L.check_square("r3gan2", image_shape)
   L.check_stages("r3gan2", n, 8, image_shape)
   if len(m.blocks) != n:
     raise UserError(f"config.model.r3gan2.blocks needs one entry per stage ({n}); got "

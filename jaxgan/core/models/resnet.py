@@ -26,6 +26,11 @@ Widths per resolution are multiples of `g_base_features` / `d_base_features`
 BatchNorm: eps 1e-4, momentum 0.1 in PyTorch's convention (0.9 here), as StudioGAN.
 Weights: `config.model.init='ortho'` is StudioGAN's orthogonal initialisation with zero
 biases. The image may have 1 or 3 channels (StudioGAN fixes 3).
+
+Non-square images (config.data.image_size=H,W): the short side picks the row of the tables
+(32, 64, ... px) and both sides must be divisible by 2**(up-blocks), so G's first linear map
+gives an (H / 2**n) x (W / 2**n) grid at the image's aspect ratio (32x64: 4x8) instead of
+4x4 (layers.start_grid); D, convolutions then a sum over H and W, reads any size.
 """
 from __future__ import annotations
 
@@ -48,6 +53,17 @@ D_WIDTHS = {32: (2, 2, 2, 2), 64: (1, 2, 4, 8, 16), 128: (1, 2, 4, 8, 16, 16),
             256: (1, 2, 4, 8, 8, 16, 16), 512: (1, 1, 2, 4, 8, 8, 16, 16)}
 D_DOWN = {32: (True, True, False, False)}  # otherwise every block but the last halves
 BN_EPS = 1e-4
+
+
+def grid(image_shape, name: str = "resnet") -> tuple:
+  """(short side, (sh, sw)): the row of the tables and G's start grid (4 on the short side);
+  a one-line UserError naming config.data.image_size for a size the tables lack."""
+  short = min(image_shape[0], image_shape[1])
+  n = len(G_WIDTHS[short]) - 1 if short in G_WIDTHS else None
+  sizes = ", ".join(map(str, G_WIDTHS))
+  return short, L.start_grid(
+      name, image_shape, n, f"builds images whose short side is one of {sizes} px",
+      "32 or 32,64 (28 px data is resized to 32 with config.data.image_size=32)")
 
 
 def d_downsampling(size: int) -> tuple:
@@ -115,13 +131,14 @@ class ResNetGenerator(nnx.Module):
   def __init__(self, latent_dim: int, image_shape: Sequence[int], *, base_features: int = 64,
                act: str = "relu", conditioning: str = "none", num_classes: int = 0,
                init: str = "ortho", rngs: nnx.Rngs):
-    size, _, c = image_shape
+    (size, self.grid), c = grid(image_shape), image_shape[2]
     widths = [base_features * m for m in G_WIDTHS[size]]
     self.latent_dim, self.conditioning = latent_dim, conditioning
     self.c0 = widths[0]
     self.act = L.activation(act)
     classes = num_classes if conditioning != "none" else 0
-    self.linear = nnx.Linear(latent_dim, 16 * widths[0], rngs=rngs,
+    area = self.grid[0] * self.grid[1]
+    self.linear = nnx.Linear(latent_dim, area * widths[0], rngs=rngs,
                              **L.init_kwargs(init, latent_dim))
     self.blocks = nnx.List([GBlock(a, b, classes, self.act, init, rngs)
                             for a, b in zip(widths[:-1], widths[1:])])
@@ -130,7 +147,7 @@ class ResNetGenerator(nnx.Module):
 
   def __call__(self, z, labels=None, *, train: bool):
     L.check_labels(labels, self.conditioning, "generator")
-    h = self.linear(z).reshape((z.shape[0], 4, 4, self.c0))
+    h = self.linear(z).reshape((z.shape[0], *self.grid, self.c0))
     for block in self.blocks:
       h = block(h, labels, train=train)
     h = self.act(self.bn(h, None, train=train))
@@ -177,7 +194,7 @@ class ResNetDiscriminator(nnx.Module):
                conditioning: str = "none", num_classes: int = 0, init: str = "ortho",
                attention: int = 0, rngs: nnx.Rngs):
     """`attention` > 0 inserts self-attention after that block (BigGAN: 1)."""
-    size, _, c = image_shape
+    (size, _), c = grid(image_shape), image_shape[2]
     widths = [base_features * m for m in D_WIDTHS[size]]
     self.act = L.activation(act)
     blocks = []
@@ -222,12 +239,7 @@ def build(cfg, image_shape, num_classes, rngs):
 
 
 def check(cfg, image_shape, name: str = "resnet"):
-  h, w, _ = image_shape
-  if h != w or h not in G_WIDTHS:
-    raise UserError(
-        f"The {name} architecture builds {', '.join(map(str, G_WIDTHS))} px square images; "
-        f"got {h}x{w}. Set config.data.image_size to one of them (28 px data is resized "
-        "to 32 with config.data.image_size=32).")
+  grid(image_shape, name)
   if cfg.conditioning == "concat":
     raise UserError(f"config.model.conditioning='concat' is not defined for the {name} "
                     "architecture; use 'projection' (Miyato & Koyama 2018) or 'acgan'.")

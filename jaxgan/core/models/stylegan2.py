@@ -21,6 +21,13 @@ downsampling, and for the "resnet" architecture a 1x1 /2 skip, summed with gain 
 a 3x3 convolution, FC, FC to one logit, or for a conditional D to a vector whose product
 with an embedding of the label (an 8-layer mapping network) over sqrt(dim) is the logit.
 
+Non-square images (config.data.image_size=H,W), as the non-square StyleGAN2/3 forks: the
+short side is a power of two from 16 up and both sides are divisible by 2**n, n the number
+of x2 blocks, so G's constant and D's epilogue (its last 3x3 conv and the FC over c x h x w)
+have the image's aspect ratio, (H / 2**n) x (W / 2**n): a 256x512 network starts from a 4x8
+constant (layers.start_grid). Blocks keep the names, channels and ws of their short-side
+resolution r (4, 8, ... px); only their maps (and noise images) are r x (r W / H).
+
 Differences on purpose: float32 throughout (the reference runs the top four resolutions
 in float16 on GPUs; config.train.dtype is issue 22's). Randomness (noise inputs, style
 mixing) comes from the key G is called with; without one (sampling, evaluation) the noise
@@ -37,7 +44,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.base.schema import Field, OneOf, Range
-from jaxgan.base.errors import UserError
 from jaxgan.core.models import Architecture, ARCHITECTURES
 from jaxgan.core.models import fir
 from jaxgan.core.models import layers as L
@@ -52,13 +58,24 @@ def channels(res: int, base: int, cap: int) -> int:
   return min(base // res, cap)
 
 
+def grid(image_shape) -> tuple:
+  """(n, (sh, sw)): x2 blocks and the start grid (4 on the short side); a one-line
+  UserError naming config.data.image_size for a size StyleGAN2 cannot build."""
+  short = min(image_shape[0], image_shape[1])
+  ok = short >= 16 and not short & (short - 1)
+  n = int(math.log2(short)) - 2 if ok else None
+  return n, L.start_grid("stylegan2", image_shape, n, "builds images whose short side has "
+                         "a power-of-two size from 16 up", "32 (for 28x28 data) or 32,64")
+
+
 class SynthesisLayer(nnx.Module):
-  def __init__(self, din: int, dout: int, w_dim: int, res: int, up: bool, rngs: nnx.Rngs):
+  def __init__(self, din: int, dout: int, w_dim: int, res: tuple, up: bool, rngs: nnx.Rngs):
+    """res: the (h, w) of the layer's output (its noise image)."""
     self.affine = S.FullyConnected(w_dim, din, bias_init=1.0, rngs=rngs)
     self.weight = nnx.Param(jax.random.normal(rngs.params(), (3, 3, din, dout)))
     self.bias = nnx.Param(jnp.zeros((dout,), jnp.float32))
     self.noise_strength = nnx.Param(jnp.zeros((), jnp.float32))
-    self.noise_const = NoiseConst(jax.random.normal(rngs.params(), (res, res)))
+    self.noise_const = NoiseConst(jax.random.normal(rngs.params(), res))
     self.up = up
 
   def __call__(self, x, w, key=None):
@@ -81,13 +98,14 @@ class ToRGB(nnx.Module):
 
 
 class SynthesisBlock(nnx.Module):
-  """One resolution of the skip generator; uses num_conv + 1 consecutive ws."""
+  """One resolution of the skip generator; uses num_conv + 1 consecutive ws. `res`: the
+  (h, w) of its maps (the constant's, for the first block)."""
 
-  def __init__(self, din: int, dout: int, res: int, img_channels: int, w_dim: int,
+  def __init__(self, din: int, dout: int, res: tuple, img_channels: int, w_dim: int,
                rngs: nnx.Rngs):
     self.first = din == 0
     if self.first:
-      self.const = nnx.Param(jax.random.normal(rngs.params(), (res, res, dout)))
+      self.const = nnx.Param(jax.random.normal(rngs.params(), (*res, dout)))
       self.conv0 = None
     else:
       self.conv0 = SynthesisLayer(din, dout, w_dim, res, True, rngs)
@@ -115,13 +133,13 @@ class StyleGAN2Generator(nnx.Module):
                mapping_layers: int, channel_base: int, channel_max: int,
                mixing_prob: float, w_avg_beta: float, conditioning: str = "none",
                num_classes: int = 0, rngs: nnx.Rngs):
-    res, img_c = image_shape[0], image_shape[2]
+    (n, (sh, sw)), img_c = grid(image_shape), image_shape[2]
     self.conditioning, self.num_classes, self.mixing_prob = conditioning, num_classes, mixing_prob
-    resolutions = [4 * 2 ** i for i in range(int(math.log2(res)) - 1)]
     blocks, din = [], 0
-    for r in resolutions:
-      dout = channels(r, channel_base, channel_max)
-      blocks.append(SynthesisBlock(din, dout, r, img_c, w_dim, rngs))
+    for i in range(n + 1):   # short side 4 * 2**i
+      dout = channels(4 * 2 ** i, channel_base, channel_max)
+      res = (sh * 2 ** i, sw * 2 ** i)
+      blocks.append(SynthesisBlock(din, dout, res, img_c, w_dim, rngs))
       din = dout
     self.blocks = nnx.List(blocks)
     self.num_ws = sum(b.num_conv for b in blocks) + 1
@@ -185,10 +203,11 @@ class StyleGAN2Discriminator(nnx.Module):
   def __init__(self, image_shape: Sequence[int], *, channel_base: int, channel_max: int,
                architecture: str, mbstd_group: int, conditioning: str = "none",
                num_classes: int = 0, rngs: nnx.Rngs):
-    res, img_c = image_shape[0], image_shape[2]
+    (n, (sh, sw)), img_c = grid(image_shape), image_shape[2]
     ch = lambda r: channels(r, channel_base, channel_max)
     self.conditioning, self.num_classes, self.mbstd_group = conditioning, num_classes, mbstd_group
-    resolutions = [res // 2 ** i for i in range(int(math.log2(res)) - 2)]   # res .. 8
+    res = 4 * 2 ** n                                           # the short side
+    resolutions = [res // 2 ** i for i in range(n)]            # res .. 8
     self.blocks = nnx.List([
         DiscriminatorBlock(ch(r) if r < res else 0, ch(r), ch(r // 2), img_c,
                            architecture == "resnet", rngs) for r in resolutions])
@@ -197,7 +216,7 @@ class StyleGAN2Discriminator(nnx.Module):
     self.mapping = (S.Mapping(0, num_classes, cmap, 8, track_avg=False, rngs=rngs)
                     if cmap else None)
     self.conv = S.Conv(c4 + 1, c4, 3, rngs=rngs)
-    self.fc = S.FullyConnected(c4 * 16, c4, act=True, rngs=rngs)
+    self.fc = S.FullyConnected(c4 * sh * sw, c4, act=True, rngs=rngs)   # the epilogue grid
     self.out = S.FullyConnected(c4, cmap or 1, rngs=rngs)
 
   def freeze_units(self):
@@ -232,11 +251,7 @@ def build(cfg, image_shape, num_classes, rngs):
 
 
 def check(cfg, image_shape):
-  h, w, _ = image_shape
-  if h != w or h < 16 or h & (h - 1):
-    raise UserError(f"config.data.image_size={h}: the stylegan2 architecture builds square "
-                    "images of a power-of-two size from 16 up; set config.data.image_size "
-                    "(e.g. 32 for 28x28 data).")
+  grid(image_shape)
   L.check_plain(cfg, "stylegan2", "demodulation replaces them",
                 "G through its mapping network and D by projection (StyleGAN2-ADA)")
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from jaxgan.base import sizes
 from jaxgan.base.registry import Registry, import_all
 
 Array = jax.Array
@@ -99,7 +100,7 @@ class Entry(NamedTuple):
     return f"reg/{self.name}"
 
 
-AUTO_RULE = "0.0002 * image_size^2 / batch_size"
+AUTO_RULE = "0.0002 * height * width / batch_size"
 AUTO_NAMES = ("r1", "r2")
 
 
@@ -108,7 +109,7 @@ def auto_gamma(image_size, batch_size: int) -> float:
   train.py, cfg 'auto': spec.gamma = 0.0002 * res ** 2 / spec.mb): 0.0002 x the pixels of
   an image, / the batch. `image_size` is the side, or (height, width). Its R1 is
   gamma / 2 x the penalty, and so is ours with weight gamma (gradient_penalties.py)."""
-  h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+  h, w = sizes.hw(image_size)
   return 0.0002 * h * w / batch_size
 
 
@@ -120,7 +121,7 @@ def _weight(spec, reg, name, where, config):
                        f"{' and '.join(AUTO_NAMES)} only, not {name!r}; give a number.")
     if config is None:
       raise ValueError(f"{where}: 'weight': 'auto' needs the config's image and batch size.")
-    return auto_gamma(int(config.data.image_size), int(config.data.batch_size)), True
+    return auto_gamma(sizes.hw(config.data.image_size), int(config.data.batch_size)), True
   try:
     return float(raw), False
   except (TypeError, ValueError):
