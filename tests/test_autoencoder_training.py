@@ -95,7 +95,8 @@ def test_resume_continues_bit_exactly(tmp_path):
 
 def test_bad_autoencoder_settings_are_one_line_errors(tmp_path):
   with pytest.raises(UserError, match=r"config.data.image_size=10: an autoencoder of 3 "
-                                      r"levels halves it 2 times, so it must be a multiple of 4"):
+                                      r"levels halves it 2 times, so each side must be a "
+                                      r"multiple of 4"):
     trainer.train(tiny_ae(**{"data.image_size": 10,
                              "autoencoder.block_out_channels": (8, 8, 8)}), str(tmp_path / "a"))
   with pytest.raises(UserError, match=r"norm_num_groups=3 does not divide the width\(s\) "

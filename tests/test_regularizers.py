@@ -55,7 +55,7 @@ def test_auto_weight_is_stylegan2_adas_heuristic_gamma(tmp_path, caplog):
   with caplog.at_level("INFO"):
     state = train.train_and_evaluate(c, str(tmp_path / "r"))
   assert float(state.hparams["reg/r1"]) == pytest.approx(0.0002 * 28 ** 2 / 16)
-  assert any("weight 'auto' = 0.0002 x 28^2 / 16 = 0.0098" in r.getMessage()
+  assert any("weight 'auto' = 0.0002 x 28 x 28 / 16 = 0.0098" in r.getMessage()
              for r in caplog.records)
 
 
