@@ -78,11 +78,11 @@ def bench_model(model: str, common, seconds: float, repeats: int, warmup_s: floa
   """Times the real jit-compiled train step of `model` on in-memory random data."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxgan.base import sharding  # pylint: disable=g-import-not-at-top
+  from jaxgan.base import sharding, sizes  # pylint: disable=g-import-not-at-top
   from jaxgan.core import state as state_lib, train_step  # pylint: disable=g-import-not-at-top
   c = pinned_config(model)
   spec = common.MODELS[model]
-  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  shape = (*sizes.hw(c.data.image_size), c.data.channels)
   mesh = sharding.make_mesh(num_devices)
   gan, state = state_lib.create(c, shape, 0)
   g_ref, d_ref = common.model_summary(model)
@@ -132,10 +132,11 @@ def bench_population(model: str, members: int, common, seconds: float, repeats: 
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxgan.run import population, sweep  # pylint: disable=g-import-not-at-top
+  from jaxgan.base import sizes  # pylint: disable=g-import-not-at-top
   from jaxgan.core import state as state_lib, train_step  # pylint: disable=g-import-not-at-top
   c = pinned_config(model)
   spec = common.MODELS[model]
-  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  shape = (*sizes.hw(c.data.image_size), c.data.channels)
   gen = np.random.default_rng(0)
   times, compile_s = {}, {}
   for mode in ("single", "vmap", "unroll"):

@@ -22,6 +22,7 @@ import time
 import jax
 import numpy as np
 
+from jaxgan.base import sizes
 from jaxgan.core import multistep, state as state_lib, train_step
 from jaxgan.base import sharding
 
@@ -30,7 +31,7 @@ def _program(model: str, per_call: int, dtype: str, loop: str, make_config):
   """(call, state, batches): `call` runs per_call steps of `model` in `dtype`."""
   c = make_config(model)
   c.train.dtype, c.train.steps_per_call, c.train.call_loop = dtype, per_call, loop
-  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  shape = (*sizes.hw(c.data.image_size), c.data.channels)
   gan, state = state_lib.create(c, shape, 0)
   step = train_step.make_train_step(gan, c)
   one = functools.partial(step, pattern=None)

@@ -16,6 +16,7 @@ import time
 import jax
 import numpy as np
 
+from jaxgan.base import sizes
 from jaxgan.cpu import onednn
 from jaxgan.core import state as state_lib, train_step
 from benchmarks.bench import pinned_config
@@ -32,7 +33,7 @@ def bench_convs(model: str, seconds: float, log) -> list:
     raise SystemExit(f"--convs needs the oneDNN convolutions: {why}")
   c = pinned_config(model)
   c.train.cpu_conv = "onednn"
-  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  shape = (*sizes.hw(c.data.image_size), c.data.channels)
   gan, state = state_lib.create(c, shape, 0)
   step = train_step.make_train_step(gan, c)
   batch = {"images": np.zeros((c.train.n_critic, c.data.batch_size, *shape), np.uint8)}

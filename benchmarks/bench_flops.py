@@ -122,12 +122,13 @@ def step_flops(model: str, dtype: str, make_config) -> dict:
   """FLOPs of one iteration (n_critic D updates + one G update) of the pinned `model`'s
   train step in `dtype`: the one-step program, critic updates unrolled, XLA's own CPU
   convolutions (so that none hides in the oneDNN custom call), costed without running."""
+  from jaxgan.base import sizes  # pylint: disable=g-import-not-at-top
   from jaxgan.core import state as state_lib, train_step  # pylint: disable=g-import-not-at-top
   from jaxgan.ops import convs  # pylint: disable=g-import-not-at-top
   c = make_config(model)
   c.train.dtype, c.train.critic_loop = dtype, "unroll"
   c.train.cpu_conv = "xla"
-  shape = (c.data.image_size, c.data.image_size, c.data.channels)
+  shape = (*sizes.hw(c.data.image_size), c.data.channels)
   with convs.provided_by(None):   # XLA's convolutions, whatever the caller's scope
     gan, state = state_lib.create(c, shape, 0)
     step = functools.partial(train_step.make_train_step(gan, c), pattern=None)

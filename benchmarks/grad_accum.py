@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from jaxgan import config as config_lib
+from jaxgan.base import sizes
 from jaxgan.core import state as state_lib, train_step as ts
 from jaxgan.run import platform
 
@@ -32,10 +33,10 @@ def _config(spec: str):
 def measure(config, accum: int, remat: bool, calls: int):
   c = config_lib.resolved_copy(config)
   c.train.grad_accum, c.train.remat = accum, remat
-  size, ch = int(c.data.image_size), int(c.data.channels)
-  gan, state = state_lib.create(c, (size, size, ch), 10)
+  (h, w), ch = sizes.hw(c.data.image_size), int(c.data.channels)
+  gan, state = state_lib.create(c, (h, w, ch), 10)
   n, b = int(c.train.n_critic), int(c.data.batch_size)
-  batch = {"images": np.random.RandomState(0).randint(0, 256, (n, b, size, size, ch)
+  batch = {"images": np.random.RandomState(0).randint(0, 256, (n, b, h, w, ch)
                                                       ).astype(np.uint8)}
   if gan.num_classes:
     batch["labels"] = np.zeros((n, b), np.int32)

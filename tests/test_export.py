@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxgan.base import sizes
 from jaxgan.cpu import onednn
 from jaxgan.core import state as state_lib, train_step as ts
 from jaxgan.run import platform
@@ -53,7 +54,7 @@ def abstract_step(config):
   (a 5-step BigGAN step takes minutes to trace on this CPU)."""
   config = config.copy_and_resolve_references()
   config.train.n_critic = 1
-  shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  shape = (*sizes.hw(config.data.image_size), config.data.channels)
   classes = 10 if config.model.conditioning != "none" else 0
   built = {}
 
@@ -132,8 +133,8 @@ def test_the_autoencoder_step_lowers_for_gpu_and_tpu(name, variant):
   state = {"params": params, "opt": jax.eval_shape(optimizer.init, params),
            "step": jax.ShapeDtypeStruct((), jnp.int32)}
   step = trainer.make_step(graphdef, optimizer, 0, {"l1": 1.0, "l2": 1.0, "kl": 1e-6})
-  s = config.data.image_size
-  images = jax.ShapeDtypeStruct((config.data.batch_size, s, s, config.data.channels), jnp.uint8)
+  h, w = sizes.hw(config.data.image_size)
+  images = jax.ShapeDtypeStruct((config.data.batch_size, h, w, config.data.channels), jnp.uint8)
   _lowers_for_accelerators(step, state, images)
 
 

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxgan.base import keypaths
 from jaxgan.base.errors import UserError
 from jaxgan.core import models, state as state_lib, train_step as ts
 from jaxgan.run import init_from, train
@@ -109,3 +110,17 @@ def test_freeze_units_start_at_the_input(arch, over, first):
   frozen = {k for k, v in flags.items() if v}
   assert frozen and all(k.split("/", 1)[1].startswith(first) for k in frozen)
   assert {k for k in flags if any(k.split("/", 1)[1].startswith(p + "/") for p in first)} == frozen
+
+
+def test_leaf_names_are_the_checkpoints_for_dict_list_and_attribute_keys():
+  from typing import NamedTuple  # pylint: disable=g-import-not-at-top
+  from jaxgan.run import checkpoint  # pylint: disable=g-import-not-at-top
+
+  class Pair(NamedTuple):
+    g: dict
+    d: list
+
+  tree = Pair({"params": {"hidden": [np.zeros(2)]}}, [np.ones(1), {"kernel": np.ones(3)}])
+  names = [keypaths.name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+  assert names == ["g/params/hidden/0", "d/0", "d/1/kernel"]
+  assert list(checkpoint.leaf_paths(tree)) == names

@@ -22,21 +22,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-
-def _path(keys) -> str:
-  """A jax key path as Orbax's nested-dict path: 'g/params/hidden/0/kernel/value'."""
-  parts = []
-  for k in keys:
-    for attr in ("name", "key", "idx"):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-  return "/".join(parts)
+from jaxgan.base import keypaths
 
 
 def leaf_paths(tree) -> dict:
   """{'a/b/0/kernel/value': leaf} of a pytree, in Orbax's naming."""
-  return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  return {keypaths.name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _handlers():
@@ -105,7 +96,7 @@ class Checkpointer:
       raise FileNotFoundError(f"No checkpoint in {self.directory!r}: train first "
                               "(--mode train) with this --workdir.")
     stored = jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])
-    stored = {_path(p) for p, _ in stored}
+    stored = {keypaths.name(p) for p, _ in stored}
     if stored != set(leaf_paths(target)):
       return self._restore_by_path(target, step, stored)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
@@ -132,7 +123,7 @@ class Checkpointer:
                     added, dropped)
 
     def pick(keys, leaf):
-      value = raw.get(_path(keys))
+      value = raw.get(keypaths.name(keys))
       if value is None or np.shape(value) != np.shape(leaf):
         return leaf
       return jax.device_put(np.asarray(value, leaf.dtype), getattr(leaf, "sharding", None))

@@ -14,6 +14,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 from flax import nnx
 
 from jaxgan.core.models.layers import check_conditioning
+from jaxgan.base import keypaths
 from jaxgan.base.registry import Registry, import_all
 
 
@@ -54,13 +55,6 @@ def param_counts(model_cfg, image_shape, num_classes: int) -> Tuple[int, int]:
   return n(g), n(d)
 
 
-def _key_name(k) -> str:
-  for attr in ("key", "idx", "name"):
-    if hasattr(k, attr):
-      return str(getattr(k, attr))
-  return str(k)
-
-
 def freeze_mask(d: nnx.Module, params, k: int, arch: str):
   """Freeze-D (Mo et al. 2020, "Freeze the Discriminator: a Simple Baseline for
   Fine-Tuning GANs"): a tree like D's `params`, True where a parameter belongs to one of
@@ -79,8 +73,7 @@ def freeze_mask(d: nnx.Module, params, k: int, arch: str):
   prefixes = tuple(p + "/" for unit in units[:k] for p in unit)
 
   def frozen(path, _):
-    name = "/".join(_key_name(q) for q in path) + "/"
-    return name.startswith(prefixes)
+    return (keypaths.name(path) + "/").startswith(prefixes)
   return jax.tree_util.tree_map_with_path(frozen, params)
 
 
