@@ -3,7 +3,7 @@
 `config.data.image_size`, `prepare --size` and a prepared dataset's manifest all say an
 image's size the same way: `28` (28x28), or `(32, 64)` / `"32,64"` (32 high, 64 wide).
 Every reader turns it into (height, width) with `hw` and writes it back with `text` /
-`stored`, so a square size keeps its old form (an int) in manifests and run configs, and
+`canonical`, so a square size keeps its old form (an int) in manifests and run configs, and
 runs and datasets written before non-square sizes existed read unchanged.
 """
 from __future__ import annotations
@@ -58,19 +58,9 @@ def times(value) -> str:
   return f"{h}x{w}"
 
 
-def stored(value):
-  """As a manifest stores it: an int when square, else [h, w]."""
-  h, w = hw(value)
-  return h if h == w else [h, w]
-
-
 def canonical(value):
-  """As a config holds it: an int when square, else (h, w); so that '32,64', [32, 64] and
-  (32, 64) are one value (a run resumed with another spelling is the same run)."""
+  """As a config holds it and a manifest stores it (JSON writes the pair as [h, w]): an int
+  when square, else (h, w); so that '32,64', [32, 64] and (32, 64) are one value (a run
+  resumed with another spelling is the same run)."""
   h, w = hw(value)
   return h if h == w else (h, w)
-
-
-def square(value) -> bool:
-  h, w = hw(value)
-  return h == w

@@ -76,7 +76,7 @@ def prepare(src: str, out: str, size=64, channels: int = 3, labels: str = "",
     n = len(names)
     manifest = {
         "format": records.FORMAT, "version": records.VERSION, "count": n,
-        "image_size": sizes.stored(size), "channels": channels, "num_classes": len(class_names),
+        "image_size": sizes.canonical(size), "channels": channels, "num_classes": len(class_names),
         "class_names": class_names, "records": files,
         "record_counts": [n * (k + 1) // shards - n * k // shards for k in range(shards)],
         "sha256": records.sha256_of([os.path.join(tmp, f) for f in files]),

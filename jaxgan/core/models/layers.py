@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from jaxgan.base import sizes
 from jaxgan.base.registry import Registry
 from jaxgan.ops import convs
 
@@ -169,12 +170,6 @@ def check_plain(cfg, arch: str, why: str, how: str):
 NON_SQUARE = "dcgan, resnet, biggan, stylegan2, r3gan, mlp"   # archs that take H != W
 
 
-def size_text(image_shape) -> str:
-  """config.data.image_size as the user writes it: one side (32) or height,width (32,64)."""
-  from jaxgan.base import sizes  # pylint: disable=g-import-not-at-top
-  return sizes.text(tuple(image_shape[:2]))
-
-
 def start_grid(arch: str, image_shape, n: int | None, rule: str, example: str):
   """(sh, sw): the grid of the first layer of a pyramid of `n` x2 steps up to the image
   (G's constant, basis, first linear map or transposed conv is made at it; D's last layer
@@ -185,14 +180,14 @@ def start_grid(arch: str, image_shape, n: int | None, rule: str, example: str):
   square network unchanged. Raises a one-line UserError naming config.data.image_size."""
   from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   h, w = image_shape[0], image_shape[1]
-  head = f"config.data.image_size={size_text(image_shape)}: the {arch} architecture {rule}"
+  head = f"config.data.image_size={sizes.text((h, w))}: the {arch} architecture {rule}"
   if n is None:
     raise UserError(f"{head}; use e.g. {example}.")
   f = 2 ** n
   if h % f or w % f:
     fit = (h, w // f * f) if h < w else (h // f * f, w)
     raise UserError(f"{head}, and both sides divisible by 2**{n} = {f} (its {n} x2 steps); "
-                    f"use e.g. {size_text(fit)}.")
+                    f"use e.g. {sizes.text(fit)}.")
   return h // f, w // f
 
 
@@ -202,9 +197,9 @@ def check_square(arch: str, image_shape):
   from jaxgan.base.errors import UserError  # pylint: disable=g-import-not-at-top
   h, w = image_shape[0], image_shape[1]
   if h != w:
-    raise UserError(f"config.data.image_size={h},{w}: the {arch} architecture builds square "
-                    f"images only (as its reference); use one side, e.g. {min(h, w)}, or an "
-                    f"architecture that takes height,width: {NON_SQUARE}.")
+    raise UserError(f"config.data.image_size={sizes.text((h, w))}: the {arch} architecture "
+                    "builds square images only (as its reference); use one side, e.g. "
+                    f"{min(h, w)}, or an architecture that takes height,width: {NON_SQUARE}.")
 
 
 def check_stages(arch: str, n: int, base: int, image_shape):

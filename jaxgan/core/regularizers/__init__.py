@@ -121,7 +121,7 @@ def _weight(spec, reg, name, where, config):
                        f"{' and '.join(AUTO_NAMES)} only, not {name!r}; give a number.")
     if config is None:
       raise ValueError(f"{where}: 'weight': 'auto' needs the config's image and batch size.")
-    return auto_gamma(sizes.hw(config.data.image_size), int(config.data.batch_size)), True
+    return auto_gamma(config.data.image_size, int(config.data.batch_size)), True
   try:
     return float(raw), False
   except (TypeError, ValueError):
