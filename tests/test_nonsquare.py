@@ -28,7 +28,7 @@ def test_sizes_read_every_spelling_and_refuse_what_is_not_a_size():
     assert sizes.hw(v) == (32, 64) and sizes.canonical(v) == (32, 64)
     assert json.loads(json.dumps(sizes.canonical(v))) == [32, 64]   # as a manifest holds it
     assert sizes.text(v) == "32,64" and sizes.times(v) == "32x64"
-  for bad in ("abc", (1, 2, 3), True, 2.5, "3,4,5", (32.0, 64)):
+  for bad in ("abc", (1, 2, 3), True, 2.5, "3,4,5", (32.0, 64), "32,x", "32x", ",64", ""):
     assert sizes.problem(bad) == sizes.NOT_A_SIZE
   assert "[4, 4096]" in sizes.problem((3, 64)) and "[4, 4096]" in sizes.problem("32,5000")
   assert sizes.problem((4, 4096)) is None

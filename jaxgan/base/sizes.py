@@ -8,23 +8,22 @@ runs and datasets written before non-square sizes existed read unchanged.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional, Tuple
 
 LO, HI = 4, 4096     # each side, in pixels
 NOT_A_SIZE = "is not a size: write one side (28) or height,width (32,64)"
 HW = Tuple[int, int]
+_TEXT = re.compile(r"\s*(\d+)\s*(?:[,xX]\s*(\d+)\s*)?")   # '28', '32,64', '32x64'
 
 
 def hw(value) -> HW:
   """(height, width) of `value`: an int, 'H,W' / 'HxW', or a pair. Raises ValueError."""
   if isinstance(value, str):
-    parts = value.replace("x", ",").replace("X", ",").split(",")
-    try:
-      value = tuple(int(p) for p in parts if p.strip())
-    except ValueError:
-      raise ValueError(f"{value!r} {NOT_A_SIZE}") from None
-    if len(value) == 1:
-      value = value[0]
+    m = _TEXT.fullmatch(value)
+    if m is None:
+      raise ValueError(f"{value!r} {NOT_A_SIZE}")
+    value = int(m[1]) if m[2] is None else (int(m[1]), int(m[2]))
   if isinstance(value, bool):
     raise ValueError(f"{value!r} {NOT_A_SIZE}")
   if isinstance(value, int):
